@@ -1,0 +1,45 @@
+# Everything is set up from a fresh machine: system packages, the virtual environment, the browser.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := chromium espeak-ng sox
+DEMO := livereview/data/demo
+
+.PHONY: setup system demo test test-fast lint bench clean
+
+setup: $(STAMP) system
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["livereview"]["no-deps-packages"]))')
+	touch $@
+
+# Debian packages: chromium (browser tests), espeak-ng and sox (rebuilding the demo recording).
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(PY) -m livereview run $(DEMO)/demo_session.flac --num-speakers 4 --party $(DEMO)/party.yaml --language en
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check livereview tests benchmarks
+
+bench: $(STAMP)
+	for bench in benchmarks/bench_*.py; do $(PY) $$bench || exit 1; done
+
+clean:
+	rm -rf $(VENV) output .pytest_cache

@@ -1,0 +1,353 @@
+"""A recorded game session: its directory, results, live events, and runs.
+
+Usage
+-----
+>>> session = livereview.run("game.flac", num_speakers=4)        # doctest: +SKIP
+>>> session.segments.head()                                       # doctest: +SKIP
+>>> session = livereview.run("game.flac", background=True)       # doctest: +SKIP
+>>> session.events.subscribe(print)                               # doctest: +SKIP
+>>> session.wait()                                                # doctest: +SKIP
+>>> session = livereview.open_session("output/game")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from livereview.audio import file_hash, probe
+from livereview.chunks import ChunkOptions
+from livereview.diarize import ChunkSpeakers, DiarizeOptions
+from livereview.events import EventEmitter, JsonlEventLog, read_event_log
+from livereview.segments import Segment, segments_to_frame
+from livereview.store import SavedRun, SessionStore, write_json_atomic
+from livereview.transcribe import TranscribeOptions
+
+if TYPE_CHECKING:
+    from livereview.events import LiveEvent
+    from livereview.pipeline import StageClock
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = Path("output")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything that decides a run's results; stored with the session."""
+
+    chunk: ChunkOptions = field(default_factory=ChunkOptions)
+    transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
+    classifier: Any = None
+    party: str | None = None
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-ready options; secrets (hub token) left out, a classifier object named."""
+        classifier = self.classifier
+        if classifier is not None and not isinstance(classifier, str):
+            classifier = getattr(classifier, "name", getattr(classifier, "__name__", type(classifier).__name__))
+        diarize = dataclasses.asdict(self.diarize)
+        diarize.pop("token")
+        return {
+            "chunk": dataclasses.asdict(self.chunk),
+            "transcribe": dataclasses.asdict(self.transcribe),
+            "diarize": diarize,
+            "classifier": classifier,
+            "party": self.party,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RunOptions:
+        return cls(
+            ChunkOptions(**config["chunk"]),
+            TranscribeOptions(**config["transcribe"]),
+            DiarizeOptions(**config["diarize"]),
+            config.get("classifier"),
+            config.get("party"),
+        )
+
+
+def default_session_id(audio: Path) -> str:
+    """A session id from the recording's file name (``Game Night 3.flac`` -> ``game-night-3``)."""
+    return re.sub(r"[^a-z0-9]+", "-", audio.stem.lower()).strip("-") or "session"
+
+
+class Session:
+    """One recorded session: its directory, base results, live events and operator state.
+
+    Create one with :func:`livereview.run` (or :meth:`Session.create`) and reopen one
+    with :func:`livereview.open_session`. ``segments`` is the base segment table.
+    """
+
+    def __init__(self, directory: Path, metadata: dict[str, Any], options: RunOptions) -> None:
+        self.directory = directory
+        self.store = SessionStore(directory)
+        self.metadata = metadata
+        self.options = options
+        self.session_id: str = metadata["session_id"]
+        self.audio_path = Path(metadata["audio"]["path"])
+        self._lock = threading.RLock()
+        saved = self.store.load()
+        self._segments: dict[str, Segment] = {s.segment_id: s for s in saved.segments}
+        self._chunks: list[dict[str, Any]] = saved.chunks
+        self._speakers: list[ChunkSpeakers] = saved.speakers
+        self._speaker_map: dict[str, str] = self._read_json("speaker_map.json", {})
+        self._party: Any = None
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        last_seq = (
+            max((e.seq for e in read_event_log(self.store.events_path)), default=0)
+            if self.store.events_path.exists()
+            else 0
+        )
+        self.events = EventEmitter(self.session_id, start_seq=last_seq)
+        self._event_log = JsonlEventLog(self.store.events_path)
+        self.events.subscribe(self._event_log, name="event-log", maxsize=100_000)
+
+    # -- creation -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        audio: os.PathLike[str] | str,
+        *,
+        session_id: str | None = None,
+        out_dir: os.PathLike[str] | str = DEFAULT_OUTPUT,
+        options: RunOptions | None = None,
+    ) -> Session:
+        """Prepare the session directory for ``audio``, or reopen it to resume.
+
+        Raises
+        ------
+        FileNotFoundError, AudioError
+            The recording is missing, undecodable or empty.
+        FileExistsError
+            The session directory belongs to another recording or other options.
+        """
+        info = probe(audio)
+        options = options or RunOptions()
+        session_id = session_id or default_session_id(info.path)
+        directory = Path(out_dir) / session_id
+        store = SessionStore(directory)
+        digest = file_hash(info.path)
+        config = options.to_config()
+        if store.exists():
+            metadata = store.read_metadata()
+            if metadata["audio"]["sha256"] != digest:
+                msg = (
+                    f"session directory {directory} holds results for another recording "
+                    f"({metadata['audio']['path']}); pass another session id or output directory"
+                )
+                raise FileExistsError(msg)
+            if metadata["config"] != config:
+                changed = sorted(k for k in config if metadata["config"].get(k) != config[k])
+                msg = (
+                    f"session {session_id!r} was run with other options ({', '.join(changed)} differ); "
+                    "resuming would mix results. Pass another session id, or use reruns to change part of it."
+                )
+                raise FileExistsError(msg)
+            metadata["audio"]["path"] = str(info.path.resolve())
+        else:
+            store.create()
+            metadata = {
+                "session_id": session_id,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "audio": info.to_dict() | {"path": str(info.path.resolve()), "sha256": digest},
+                "config": config,
+                "status": "created",
+                "models": {},
+            }
+            store.write_metadata(metadata)
+        return cls(directory, metadata, options)
+
+    @classmethod
+    def open(cls, directory: os.PathLike[str] | str) -> Session:
+        """Reopen a session directory written by an earlier run."""
+        store = SessionStore(directory)
+        metadata = store.read_metadata()
+        return cls(Path(directory), metadata, RunOptions.from_config(metadata["config"]))
+
+    # -- results ------------------------------------------------------------------------------
+
+    @property
+    def segments(self) -> pd.DataFrame:
+        """Base results, one row per segment, ordered by start time."""
+        return segments_to_frame(self.segment_list())
+
+    def segment_list(self) -> list[Segment]:
+        """Base segments as objects, ordered by start time (a snapshot)."""
+        with self._lock:
+            return sorted(self._segments.values(), key=lambda s: (s.start, s.segment_id))
+
+    @property
+    def completed_chunks(self) -> set[int]:
+        """Ids of the chunks every stage has finished (their segments can be edited)."""
+        with self._lock:
+            return {record["chunk_id"] for record in self._chunks}
+
+    @property
+    def chunks(self) -> pd.DataFrame:
+        """Completed chunks with their spans and stage timings."""
+        with self._lock:
+            return pd.DataFrame(self._chunks)
+
+    def diarization(self) -> pd.DataFrame:
+        """Speaker turns found so far: ``start``, ``end``, ``speaker_id`` (session labels)."""
+        with self._lock:
+            turns = [turn for chunk in self._speakers for turn in chunk.speaker_turns()]
+        return pd.DataFrame(turns, columns=["start", "end", "speaker_id"]).sort_values("start", ignore_index=True)
+
+    @property
+    def status(self) -> str:
+        return self.metadata.get("status", "created")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.metadata["config"]
+
+    def event_log(self) -> list[LiveEvent]:
+        """Every live event written so far, in order."""
+        return list(read_event_log(self.store.events_path))
+
+    def metrics(self) -> dict[str, Any]:
+        """Stage timings, real-time factors and event counts of the last run."""
+        metrics = self._read_json("metrics.json", {})
+        return metrics | {"subscribers": self.events.stats()}
+
+    # -- party and speakers -------------------------------------------------------------------
+
+    @property
+    def party(self) -> Any:
+        """The party configuration, when the session has a party file."""
+        if self._party is None and self.options.party:
+            from livereview.party import load_party
+
+            self._party = load_party(self.options.party)
+        return self._party
+
+    @property
+    def speaker_map(self) -> dict[str, str]:
+        """Diarized ``speaker_id`` -> player name."""
+        with self._lock:
+            return dict(self._speaker_map)
+
+    def set_speaker_map(self, mapping: dict[str, str]) -> None:
+        """Say which player each diarized speaker is; kept in ``speaker_map.json``."""
+        with self._lock:
+            self._speaker_map.update(mapping)
+            write_json_atomic(self.directory / "speaker_map.json", self._speaker_map)
+
+    def corrected_values(self) -> dict[str, dict[str, Any]]:
+        """Operator corrections in effect: segment id -> field -> value."""
+        return {}
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, *, progress: bool = True) -> Session:
+        """Process the recording (resuming after the last completed chunk) and return ``self``."""
+        from livereview.pipeline import run_pipeline
+
+        if self.status == "complete":
+            logger.info("session %s is already complete; nothing to run", self.session_id)
+            return self
+        run_pipeline(self, progress=progress)
+        return self
+
+    def start(self, *, progress: bool = False) -> Session:
+        """Run in a background thread, so a notebook stays responsive; see :meth:`wait`."""
+        if self.running:
+            msg = f"session {self.session_id!r} is already running"
+            raise RuntimeError(msg)
+
+        def target() -> None:
+            try:
+                self.run(progress=progress)
+            except BaseException as error:
+                self.error = error
+                logger.exception("run of session %s failed", self.session_id)
+
+        self.error = None
+        self._thread = threading.Thread(target=target, name=f"livereview-run-{self.session_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> Session:
+        """Wait for a background run; re-raise its error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                msg = f"session {self.session_id!r} still running after {timeout} s"
+                raise TimeoutError(msg)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def close(self) -> None:
+        """Deliver pending live events and release the event log."""
+        self.events.close()
+        self._event_log.close()
+
+    # -- used by the pipeline -----------------------------------------------------------------
+
+    def resume_point(self) -> SavedRun:
+        """What earlier runs completed; lines about unfinished chunks are dropped."""
+        with self._lock:
+            saved = self.store.load()
+            self.store.truncate_incomplete(saved)
+            self._segments = {s.segment_id: s for s in saved.segments}
+            self._chunks, self._speakers = saved.chunks, saved.speakers
+            return saved
+
+    def add_segments(self, segments: list[Segment]) -> None:
+        with self._lock:
+            self._segments.update((s.segment_id, s) for s in segments)
+
+    def complete_chunk(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._chunks.append(record)
+
+    def set_speakers(self, speakers: list[ChunkSpeakers]) -> None:
+        with self._lock:
+            self._speakers = list(speakers)
+
+    def mark(self, status: str, **values: Any) -> None:
+        """Record the run status (and models, errors) in ``metadata.json``."""
+        with self._lock:
+            self.metadata.update(values, status=status)
+            self.store.write_metadata(self.metadata)
+
+    def record_metrics(self, clock: StageClock, audio_seconds: float) -> None:
+        metrics = {
+            "audio_seconds": round(audio_seconds, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+            "real_time_factors": {k: round(v, 4) for k, v in clock.real_time_factors(audio_seconds).items()},
+            "events_emitted": self.events.seq,
+            "subscribers": self.events.stats(),
+            "segments": len(self._segments),
+            "chunks": len(self._chunks),
+        }
+        self.store.write_metrics(metrics)
+
+    def _read_json(self, name: str, default: Any) -> Any:
+        path = self.directory / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+    def __repr__(self) -> str:
+        return (
+            f"<Session {self.session_id!r} {self.status}: {len(self._segments)} segments, {len(self._chunks)} chunks>"
+        )

