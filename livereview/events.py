@@ -26,9 +26,9 @@ import os
 import queue
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from livereview.segments import Segment
@@ -349,7 +349,7 @@ class JsonlEventLog:
 
     def __init__(self, path: os.PathLike[str] | str) -> None:
         self.path = Path(path)
-        self._file = self.path.open("a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._file = self.path.open("a", encoding="utf-8")
 
     def __call__(self, event: LiveEvent) -> None:
         self._file.write(event.to_json() + "\n")
