@@ -14,7 +14,18 @@ from livereview.events import EventEmitter, LiveEvent, RecordingSubscriber
 from livereview.session import DEFAULT_OUTPUT, RunOptions, Session
 from livereview.transcribe import TranscribeOptions
 
-__all__ = ["EventEmitter", "LiveEvent", "RecordingSubscriber", "RunOptions", "Session", "open_session", "run"]
+__all__ = [
+    "ChunkOptions",
+    "DiarizeOptions",
+    "EventEmitter",
+    "LiveEvent",
+    "RecordingSubscriber",
+    "RunOptions",
+    "Session",
+    "TranscribeOptions",
+    "open_session",
+    "run",
+]
 
 
 def run(

@@ -11,8 +11,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livereview.audio import AudioError
+
+if TYPE_CHECKING:
+    import livereview
 
 
 def add_run_command(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +72,92 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (add_run_command,)
+def add_export_command(subparsers: argparse._SubParsersAction) -> None:
+    from livereview.exports import EXPORTERS, SELECTIONS
+
+    parser = subparsers.add_parser("export", help="write the corrected results in a file format")
+    parser.add_argument("session_dir", type=Path, help="a session directory (output/<session_id>)")
+    parser.add_argument("--format", required=True, choices=sorted(EXPORTERS), dest="fmt")
+    parser.add_argument("--select", default="all", choices=sorted(SELECTIONS), help="all, ic or ooc segments")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="file to write; - for standard output (default: the exports/ folder)",
+    )
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    session = _open(args.session_dir)
+    if args.output == Path("-"):
+        print(session.export_text(args.fmt, selection=args.select), end="")
+    else:
+        print(session.export(args.fmt, args.output, selection=args.select))
+    session.close()
+    return 0
+
+
+def add_override_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("override", help="correct fields of one segment")
+    parser.add_argument("session_dir", type=Path)
+    parser.add_argument("segment_id")
+    parser.add_argument("--user", required=True, help="who makes the correction")
+    parser.add_argument("--reason", help="why (kept in the audit trail)")
+    parser.add_argument("--role", default="editor", choices=["viewer", "editor", "admin"])
+    parser.add_argument("--speaker-id")
+    parser.add_argument("--character-tag")
+    parser.add_argument("--ic-ooc", choices=["IC", "OOC", "MIXED"])
+    parser.add_argument("--text")
+    parser.add_argument("--uncertain", dest="confidence_flag", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--new-speaker", action="store_true", help="allow a speaker not seen before")
+    parser.set_defaults(handler=_override)
+
+
+def _override(args: argparse.Namespace) -> int:
+    names = ("speaker_id", "character_tag", "ic_ooc", "text", "confidence_flag")
+    fields = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if not fields:
+        msg = "nothing to correct: give at least one of --speaker-id, --character-tag, --ic-ooc, --text, --uncertain"
+        raise ValueError(msg)
+    session = _open(args.session_dir)
+    records = session.set_override(
+        args.segment_id,
+        user=args.user,
+        reason=args.reason,
+        role=args.role,
+        allow_new_speaker=args.new_speaker,
+        **fields,
+    )
+    for record in records:
+        print(f"{record.segment_id} {record.field}: {record.previous_value!r} -> {record.value!r} (seq {record.seq})")
+    session.close()
+    return 0
+
+
+def add_undo_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("undo", help="revert a user's last applied batch of corrections")
+    parser.add_argument("session_dir", type=Path)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--role", default="editor", choices=["viewer", "editor", "admin"])
+    parser.set_defaults(handler=_undo)
+
+
+def _undo(args: argparse.Namespace) -> int:
+    session = _open(args.session_dir)
+    batch = session.undo_last_batch(args.user, role=args.role)
+    print(f"reverted batch {batch}" if batch else f"nothing to undo for {args.user}")
+    session.close()
+    return 0
+
+
+def _open(directory: Path) -> livereview.Session:
+    import livereview
+
+    return livereview.open_session(directory)
+
+
+COMMANDS = (add_run_command, add_export_command, add_override_command, add_undo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -340,9 +340,10 @@ class SpeakerRegistry:
                 name = self.names[best]
                 self._sums[best] = self._sums[best] + local[k] * duration
             links[label] = name
-        for index, label in enumerate(chunk.labels):
-            if label not in links:  # no usable embedding: nearest in time decides later
-                links[label] = self.names[0] if self.names else self._new_speaker(chunk.centroids[index] * 0, 0.0)
+        for label in chunk.labels:
+            if label not in links:  # too little speech for an embedding: linked to the first speaker
+                dimension = chunk.centroids.shape[1]
+                links[label] = self.names[0] if self.names else self._new_speaker(np.zeros(dimension), 0.0)
         chunk.links = links
         return links
 

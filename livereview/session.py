@@ -28,10 +28,12 @@ import pandas as pd
 from livereview.audio import file_hash, probe
 from livereview.chunks import ChunkOptions
 from livereview.diarize import ChunkSpeakers, DiarizeOptions
-from livereview.events import EventEmitter, JsonlEventLog, read_event_log
+from livereview.events import UPDATE, EventEmitter, JsonlEventLog, read_event_log
+from livereview.overrides import EDITOR, EditContext, OverrideRecord, OverrideStore
 from livereview.segments import Segment, segments_to_frame
 from livereview.store import SavedRun, SessionStore, write_json_atomic
 from livereview.transcribe import TranscribeOptions
+from livereview.view import merged_view
 
 if TYPE_CHECKING:
     from livereview.events import LiveEvent
@@ -114,6 +116,8 @@ class Session:
         self.events = EventEmitter(self.session_id, start_seq=last_seq)
         self._event_log = JsonlEventLog(self.store.events_path)
         self.events.subscribe(self._event_log, name="event-log", maxsize=100_000)
+        self._overrides = OverrideStore(directory, self.session_id, self._edit_context)
+        self._overrides.subscribe(self._announce_overrides)
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -248,9 +252,125 @@ class Session:
             self._speaker_map.update(mapping)
             write_json_atomic(self.directory / "speaker_map.json", self._speaker_map)
 
+    @property
+    def known_speakers(self) -> set[str]:
+        """Speakers a correction may name without ``allow_new_speaker``.
+
+        Diarized labels, the players of the speaker mapping and party, and speakers
+        operators have already added.
+        """
+        with self._lock:
+            known = {s.speaker_id for s in self._segments.values() if s.speaker_id}
+            known |= {speaker for chunk in self._speakers for speaker in chunk.links.values()}
+            known |= set(self._speaker_map.values())
+        party = self.party
+        if party is not None:
+            known |= {party.game_master, *(character.player for character in party.characters)}
+        known |= {v["speaker_id"] for v in self._overrides.current_values().values() if "speaker_id" in v}
+        return known
+
+    # -- operator corrections -----------------------------------------------------------------
+
+    def set_override(
+        self,
+        segment_id: str,
+        *,
+        user: str,
+        reason: str | None = None,
+        role: str = EDITOR,
+        allow_new_speaker: bool = False,
+        **fields: Any,
+    ) -> list[OverrideRecord]:
+        """Correct fields of one segment (``speaker_id``, ``character_tag``, ``ic_ooc``, ``text``,
+        ``confidence_flag``); on disk before this returns."""
+        return self._overrides.set(
+            segment_id, user=user, role=role, reason=reason, allow_new_speaker=allow_new_speaker, **fields
+        )
+
+    def apply_overrides(
+        self,
+        frame: pd.DataFrame,
+        *,
+        user: str,
+        confirm: bool = False,
+        reason: str | None = None,
+        role: str = EDITOR,
+        allow_new_speaker: bool = False,
+    ) -> str:
+        """Apply a batch (one row per segment, one column per field), all or nothing; returns its id.
+
+        Without ``confirm=True`` nothing is written and the error says what would change.
+        """
+        return self._overrides.apply_batch(
+            frame, user=user, confirm=confirm, role=role, reason=reason, allow_new_speaker=allow_new_speaker
+        )
+
+    def undo_last_batch(self, user: str, *, role: str = EDITOR) -> str | None:
+        """Revert ``user``'s last applied batch (appends revert records); its id, or None."""
+        return self._overrides.undo_last_batch(user, role=role)
+
+    def override_log(self) -> pd.DataFrame:
+        """Every correction ever made, in order (the audit trail)."""
+        return self._overrides.log()
+
+    def overrides(self) -> pd.DataFrame:
+        """Corrections in effect: one row per segment and field, with the model's value."""
+        return self._overrides.current()
+
+    def view(self, *, show_base: bool = False) -> pd.DataFrame:
+        """Base results with corrections applied; ``overridden`` lists the corrected fields.
+
+        With ``show_base=True`` a ``<field>_base`` column shows the model's value beside each.
+        """
+        return merged_view(self.segments, self._overrides.current_values(), show_base=show_base)
+
+    def export(self, fmt: str, path: os.PathLike[str] | str | None = None, *, selection: str = "all") -> Path:
+        """Write the corrected view as ``txt``, ``srt``, ``vtt``, ``json`` or ``rttm``; returns the path.
+
+        ``selection`` is ``"all"``, ``"ic"`` or ``"ooc"``. The default path is
+        ``exports/<session_id>[-ic|-ooc].<fmt>`` in the session directory.
+        """
+        from livereview.exports import write_export
+
+        if path is None:
+            suffix = "" if selection == "all" else f"-{selection}"
+            (self.directory / "exports").mkdir(exist_ok=True)
+            path = self.directory / "exports" / f"{self.session_id}{suffix}.{fmt}"
+        return write_export(self.view(), self._export_metadata(), fmt, path, selection=selection)
+
+    def export_text(self, fmt: str, *, selection: str = "all") -> str:
+        """The corrected view in format ``fmt`` as a string (see :meth:`export`)."""
+        from livereview.exports import export
+
+        return export(self.view(), self._export_metadata(), fmt, selection=selection)
+
+    def _export_metadata(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "audio_path": str(self.audio_path),
+            "duration": self.metadata["audio"]["duration"],
+            "models": self.metadata.get("models", {}),
+            "status": self.status,
+        }
+
     def corrected_values(self) -> dict[str, dict[str, Any]]:
         """Operator corrections in effect: segment id -> field -> value."""
-        return {}
+        return self._overrides.current_values()
+
+    def _edit_context(self) -> EditContext:
+        return EditContext(self.segments, self.completed_chunks, self.known_speakers)
+
+    def _announce_overrides(self, records: list[OverrideRecord]) -> None:
+        """Tell live subscribers about acknowledged corrections: the corrected rows as they now read."""
+        touched = list(dict.fromkeys(record.segment_id for record in records))
+        rows = self.view().loc[touched].drop(columns=["words", "overridden"])
+        self.events.emit_segments(
+            UPDATE,
+            json.loads(rows.to_json(orient="records")),
+            stage="override",
+            status="edited",
+            data={"user": records[0].user, "batch_id": records[0].batch_id, "op": records[0].op},
+        )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -298,9 +418,10 @@ class Session:
         return self
 
     def close(self) -> None:
-        """Deliver pending live events and release the event log."""
+        """Deliver pending live events and release the event log and override store."""
         self.events.close()
         self._event_log.close()
+        self._overrides.close()
 
     # -- used by the pipeline -----------------------------------------------------------------
 
