@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from livereview.segments import IC, MIXED, OOC, SEGMENT_TYPES
+from livereview.segments import IC, MIXED, OOC
 
 #: Folder of the bundled demo files.
 DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
@@ -156,122 +156,125 @@ PARTY_NAME = "The Lantern Company"
 
 GM = Person(
     "Dana",
-    Voice("en-gb-x-rp+m1", pitch=30, speed=170, peak_db=-7.0, effects=("bass", "+3")),
+    Voice("en-us+m1", pitch=30, speed=165, peak_db=-7.0, effects=("bass", "+3")),
 )
 PLAYERS = (
     Person(
         "Alex",
-        Voice("en-us+f3", pitch=60, speed=180, peak_db=-9.0, effects=("treble", "+2")),
-        character="Mira",
-        aliases=("Mir",),
+        Voice("en-us+f5", pitch=60, speed=175, peak_db=-9.0, effects=("treble", "+2")),
+        character="Morgan",
+        aliases=("Morg",),
     ),
     Person(
         "Sam",
-        Voice("en-gb-scotland+m3", pitch=42, speed=175, peak_db=-8.0),
-        character="Borin",
-        aliases=("Bo",),
+        Voice("en-us+m6", pitch=45, speed=175, peak_db=-8.0),
+        character="Duncan",
+        aliases=("Dunc",),
     ),
     Person(
         "Riley",
         Voice("en-us+m7", pitch=58, speed=185, peak_db=-10.0, effects=("lowpass", "6500")),
-        character="Kestrel",
-        aliases=("Kes",),
+        character="Flint",
+        aliases=("Flinty",),
     ),
 )
 PEOPLE = (GM, *PLAYERS)
 
 #: NPC voices the game master puts on: the same voice, lower and slower or higher and faster.
 NPCS = (
-    Npc("Tom", Voice("en-gb-x-rp+m1", pitch=20, speed=150, peak_db=-7.0, effects=("bass", "+3"))),
-    Npc("Goblin", Voice("en-gb-x-rp+m1", pitch=50, speed=190, peak_db=-7.0, effects=("bass", "+3"))),
+    Npc("Tom", Voice("en-us+m1", pitch=20, speed=150, peak_db=-7.0, effects=("bass", "+3"))),
+    Npc("Goblin", Voice("en-us+m1", pitch=50, speed=185, peak_db=-7.0, effects=("bass", "+3"))),
 )
-
-_IC_TYPES = ("DM_NARRATION", "NPC_DIALOGUE", "CHARACTER_SPEECH", "CHARACTER_ACTION")
-
-
-def _turn(
-    speaker: str, text: str, segment_type: str, tag: str = "", pause: float = 0.6, *,
-    mixed: bool = False,
-) -> Turn:
-    """Build a :class:`Turn` whose IC/OOC label follows its segment type unless ``mixed``."""
-    ic_ooc = MIXED if mixed else IC if segment_type in _IC_TYPES else OOC
-    return Turn(speaker, text, ic_ooc, segment_type, tag, pause)
-
-
-NARR, NPC, SPEECH, ACTION = "DM_NARRATION", "NPC_DIALOGUE", "CHARACTER_SPEECH", "CHARACTER_ACTION"
-MECH, TALK = "MECHANICS", "TABLE_TALK"
 
 #: The demo session, turn by turn.
 SCRIPT: tuple[Turn, ...] = (
-    _turn("Dana", "Alright everyone, let's get started. The pizza should be here in half an hour.",
-          TALK, pause=0.5),
-    _turn("Dana", "Rain drums on the roof of the Crooked Lantern inn.", NARR, "DM", pause=0.5),
-    _turn("Dana", "Welcome, travelers. What can old Tom get for you tonight?", NPC, "Tom",
-          pause=0.6),
-    _turn("Alex", "Three bowls of stew, please. What do you know about the old watchtower?",
-          SPEECH, "Mira", pause=0.5),
-    _turn("Dana", "Nobody goes up there anymore. My nephew went to the ruins and never came "
-          "back.", NPC, "Tom", pause=0.5),
-    _turn("Sam", "Ruins, you say? Sounds like treasure to me.", SPEECH, "Borin", pause=0.3),
-    _turn("Riley", "Of course Borin thinks everything is treasure.", TALK, pause=0.5),
-    _turn("Alex", "Can I roll insight to see if he is lying?", MECH, pause=0.4),
-    _turn("Dana", "Sure, go ahead and roll.", MECH, pause=2.2),
-    _turn("Alex", "That's a seventeen.", MECH, pause=0.5),
-    _turn("Dana", "His hands are shaking. He is telling the truth.", NARR, "DM",
-          pause=0.8),
-    _turn("Dana", "Next morning, you climb the muddy path to the ruined watchtower.", NARR, "DM", pause=0.5),
-    _turn("Riley", "I creep ahead and look for tracks near the door.", ACTION, "Kestrel",
-          pause=0.4),
-    _turn("Dana", "Give me a survival check.", MECH, pause=1.5),
-    _turn("Riley", "Natural twenty! These dice finally love me.", MECH, pause=0.5),
-    _turn("Dana", "You find muddy footprints. Goblins went inside not long ago.", NARR, "DM", pause=0.5),
-    _turn("Riley", "Goblins. Stay quiet, and keep your axe ready, Borin.", SPEECH, "Kestrel",
-          pause=0.4),
-    _turn("Sam", "My axe is always ready, Kes.", SPEECH, "Borin", pause=0.7),
-    _turn("Alex", "Sorry, one second, my sister keeps texting me.", TALK, pause=0.5),
-    _turn("Dana", "No problem. Tell her we are busy saving the world.", TALK, pause=0.6),
-    _turn("Alex", "Okay, Mira casts light on her staff. Wait, does that use a spell slot?", ACTION, "Mira", pause=0.4, mixed=True),
-    _turn("Dana", "No, light is a cantrip, so it is free.", MECH, pause=0.5),
-    _turn("Dana", "Four goblins leap up from behind the rubble, waving rusty blades.", NARR, "DM",
-          pause=0.3),
-    _turn("Dana", "Intruders! Get them, boys!", NPC, "Goblin", pause=0.5),
-    _turn("Dana", "Everybody roll initiative.", MECH, pause=2.8),
-    _turn("Sam", "I got a fifteen.", MECH, pause=0.12),
-    _turn("Riley", "Twelve for me.", MECH, pause=0.4),
-    _turn("Alex", "Only a four. Typical.", MECH, pause=0.5),
-    _turn("Dana", "Borin goes first. What do you do?", MECH, pause=0.5),
-    _turn("Sam", "I swing my axe at the nearest goblin. Do I add my strength bonus?", ACTION, "Borin", pause=0.4, mixed=True),
-    _turn("Dana", "Yes, strength bonus to hit and to damage.", MECH, pause=0.7),
-    _turn("Sam", "Nineteen to hit, and eleven damage.", MECH, pause=0.5),
-    _turn("Dana", "Your axe splits the goblin's shield, and it falls.", NARR,
-          "DM", pause=0.4),
-    _turn("Sam", "Who is next? I can do this all day!", SPEECH, "Borin", pause=0.6),
-    _turn("Riley", "Kestrel fires two arrows at the goblin near the stairs.", ACTION, "Kestrel",
-          pause=0.5),
-    _turn("Dana", "Both arrows hit, and the goblin tumbles down the steps.", NARR, "DM",
-          pause=0.5),
-    _turn("Alex", "Stay back, or I will burn this whole tower down!", SPEECH, "Mira",
-          pause=0.4),
-    _turn("Dana", "No, no, we surrender! Please don't hurt us!", NPC, "Goblin", pause=0.8),
-    _turn("Riley", "Hold on, I think that's the pizza at the door.", TALK, pause=0.5),
-    _turn("Dana", "Perfect timing. Let's take a short break.", TALK, pause=3.2),
-    _turn("Sam", "Who ordered pineapple on this pizza? That should be illegal.", TALK,
-          pause=0.1),
-    _turn("Alex", "That was me, and I regret nothing.", TALK, pause=0.5),
-    _turn("Dana", "Okay, grab a slice and let's get back to the game.", TALK, pause=0.8),
-    _turn("Alex", "Where is the innkeeper's nephew? Tell us, and you live.", SPEECH,
-          "Mira", pause=0.5),
-    _turn("Dana", "He is in the cellar, locked in a cage.", NPC, "Goblin", pause=0.6),
-    _turn("Riley", "Kestrel runs to the cellar. Can I pick the lock, or do I roll?",
-          ACTION, "Kestrel", pause=0.4, mixed=True),
-    _turn("Dana", "Roll it with advantage.", MECH, pause=2.0),
-    _turn("Riley", "Sixteen, that should do it.", MECH, pause=0.5),
-    _turn("Dana", "The lock clicks open. A frightened boy looks up at you.", NARR,
-          "DM", pause=0.5),
-    _turn("Sam", "It's alright, lad. We are taking you home to your uncle.", SPEECH, "Borin",
-          pause=0.7),
-    _turn("Dana", "That's a good place to stop for tonight. Great game, everyone.", TALK,
-          pause=1.0),
+    Turn(
+        "Dana",
+        "Alright everyone, let's get started. The pizza should be here in half an hour.",
+        OOC,
+        "TABLE_TALK",
+        "",
+        0.5,
+    ),
+    Turn("Dana", "Rain drums on the roof of the Crooked Lantern inn.", IC, "DM_NARRATION", "DM", 0.5),
+    Turn("Dana", "Welcome, travelers. What can old Tom get for you tonight?", IC, "NPC_DIALOGUE", "Tom", 0.6),
+    Turn(
+        "Alex",
+        "Dinner for three, please. And what do you know about the old tower on the hill?",
+        IC,
+        "CHARACTER_SPEECH",
+        "Morgan",
+        0.5,
+    ),
+    Turn(
+        "Dana",
+        "Nobody goes up there anymore. My nephew went to the ruins and never came back.",
+        IC,
+        "NPC_DIALOGUE",
+        "Tom",
+        0.5,
+    ),
+    Turn("Sam", "Ruins, you say? Sounds like treasure to me.", IC, "CHARACTER_SPEECH", "Duncan", 0.3),
+    Turn("Alex", "Can I roll insight to see if he is lying?", OOC, "MECHANICS", "", 0.4),
+    Turn("Dana", "Sure, go ahead and roll.", OOC, "MECHANICS", "", 2.2),
+    Turn("Alex", "I got an eighteen.", OOC, "MECHANICS", "", 0.5),
+    Turn("Dana", "His hands are shaking. He is telling the truth.", IC, "DM_NARRATION", "DM", 0.8),
+    Turn("Dana", "Next morning, you climb the hill to the ruined tower.", IC, "DM_NARRATION", "DM", 0.5),
+    Turn("Riley", "I creep ahead and look for tracks near the door.", IC, "CHARACTER_ACTION", "Flint", 0.4),
+    Turn("Dana", "Give me a survival check.", OOC, "MECHANICS", "", 1.5),
+    Turn("Riley", "Natural twenty! I love these dice.", OOC, "MECHANICS", "", 0.5),
+    Turn("Dana", "You find muddy footprints. Goblins went inside not long ago.", IC, "DM_NARRATION", "DM", 0.5),
+    Turn("Riley", "Goblins. Stay quiet, and keep your axe ready, Duncan.", IC, "CHARACTER_SPEECH", "Flint", 0.4),
+    Turn("Sam", "My axe is always ready, Flint.", IC, "CHARACTER_SPEECH", "Duncan", 0.7),
+    Turn("Alex", "Sorry, one second, my sister keeps texting me.", OOC, "TABLE_TALK", "", 0.5),
+    Turn("Dana", "No problem. Tell her we are busy saving the world.", OOC, "TABLE_TALK", "", 0.6),
+    Turn(
+        "Alex",
+        "Okay, Morgan casts light on her staff. Wait, does that use a spell slot?",
+        MIXED,
+        "CHARACTER_ACTION",
+        "Morgan",
+        0.4,
+    ),
+    Turn("Dana", "No, light is a cantrip, so it is free.", OOC, "MECHANICS", "", 0.5),
+    Turn("Dana", "Four goblins leap up from behind the rubble, waving rusty blades.", IC, "DM_NARRATION", "DM", 0.3),
+    Turn("Dana", "Intruders! Get them!", IC, "NPC_DIALOGUE", "Goblin", 0.5),
+    Turn("Dana", "Everybody roll initiative.", OOC, "MECHANICS", "", 2.8),
+    Turn("Sam", "I got a fifteen.", OOC, "MECHANICS", "", 0.12),
+    Turn("Riley", "Twelve for me.", OOC, "MECHANICS", "", 0.4),
+    Turn("Alex", "Only a four. Typical.", OOC, "MECHANICS", "", 0.5),
+    Turn("Dana", "Duncan goes first. What do you do?", OOC, "MECHANICS", "", 0.5),
+    Turn(
+        "Sam",
+        "I swing my axe at the nearest goblin. Do I add my strength bonus?",
+        MIXED,
+        "CHARACTER_ACTION",
+        "Duncan",
+        0.4,
+    ),
+    Turn("Dana", "Yes, strength bonus to hit and to damage.", OOC, "MECHANICS", "", 0.7),
+    Turn("Sam", "Nineteen to hit, and eleven damage.", OOC, "MECHANICS", "", 0.5),
+    Turn("Dana", "Your axe splits the goblin's shield, and it falls.", IC, "DM_NARRATION", "DM", 0.4),
+    Turn("Sam", "Who is next? I can do this all day!", IC, "CHARACTER_SPEECH", "Duncan", 0.6),
+    Turn("Riley", "Flint fires two arrows at the goblin near the stairs.", IC, "CHARACTER_ACTION", "Flint", 0.5),
+    Turn("Dana", "Both arrows hit, and the goblin tumbles down the steps.", IC, "DM_NARRATION", "DM", 0.5),
+    Turn("Alex", "Stay back, or I will burn this whole tower down!", IC, "CHARACTER_SPEECH", "Morgan", 0.4),
+    Turn("Dana", "No, no, we surrender! Please don't hurt us!", IC, "NPC_DIALOGUE", "Goblin", 0.8),
+    Turn("Riley", "Hold on, I think that's the pizza at the door.", OOC, "TABLE_TALK", "", 0.5),
+    Turn("Dana", "Perfect timing. Let's take a short break.", OOC, "TABLE_TALK", "", 3.0),
+    Turn("Sam", "Who ordered pineapple on this pizza? That should be illegal.", OOC, "TABLE_TALK", "", 0.1),
+    Turn("Alex", "That was me, and I am not sorry.", OOC, "TABLE_TALK", "", 0.5),
+    Turn("Dana", "Okay, grab a slice and let's get back to the game.", OOC, "TABLE_TALK", "", 0.8),
+    Turn("Alex", "Where is the boy from the inn? Tell us, and you live.", IC, "CHARACTER_SPEECH", "Morgan", 0.5),
+    Turn("Dana", "He is in the cellar, locked in a cage.", IC, "NPC_DIALOGUE", "Goblin", 0.6),
+    Turn(
+        "Riley", "Flint runs to the cellar. Can I pick the lock, or do I roll?", MIXED, "CHARACTER_ACTION", "Flint", 0.4
+    ),
+    Turn("Dana", "Roll it with advantage.", OOC, "MECHANICS", "", 2.0),
+    Turn("Riley", "Sixteen, that should do it.", OOC, "MECHANICS", "", 0.5),
+    Turn("Dana", "The lock clicks open. A frightened boy looks up at you.", IC, "DM_NARRATION", "DM", 0.5),
+    Turn("Sam", "It's alright, lad. We are taking you home to your uncle.", IC, "CHARACTER_SPEECH", "Duncan", 0.7),
+    Turn("Dana", "That's a good place to stop for tonight. Great game, everyone.", OOC, "TABLE_TALK", "", 0.8),
 )
 
 
@@ -428,14 +431,16 @@ def _synthesize(turn: Turn, workdir: Path, espeak: str, sox: str) -> np.ndarray:
     voice = _voice_of(turn)
     raw, shaped = workdir / "raw.wav", workdir / "shaped.wav"
     subprocess.run(
-        [espeak, "-v", voice.espeak, "-p", str(voice.pitch), "-s", str(voice.speed),
-         "-w", str(raw), turn.text],
-        check=True, capture_output=True,
+        [espeak, "-v", voice.espeak, "-p", str(voice.pitch), "-s", str(voice.speed), "-w", str(raw), turn.text],
+        check=True,
+        capture_output=True,
     )
+    # espeak-ng speaks at 22.05 kHz already; ``rate`` only guards against a build that does not.
+    effects = ["highpass", "60", *voice.effects, "sinc", f"-{BAND_LIMIT_HZ}", "rate", str(SAMPLE_RATE)]
     subprocess.run(
-        [sox, "-D", str(raw), "-b", "16", str(shaped), "highpass", "60", *voice.effects,
-         "sinc", f"-{BAND_LIMIT_HZ}", "rate", str(SAMPLE_RATE), "gain", "-n", str(voice.peak_db)],
-        check=True, capture_output=True,
+        [sox, "-D", str(raw), "-b", "16", str(shaped), *effects, "gain", "-n", str(voice.peak_db)],
+        check=True,
+        capture_output=True,
     )
     samples = _read_wav(shaped)
     loud = np.flatnonzero(np.abs(samples) > np.abs(samples).max() * 10 ** (TRIM_THRESHOLD_DB / 20))
@@ -494,8 +499,7 @@ def _write_references(out_dir: Path, rows: list[dict[str, object]]) -> None:
         for row in rows
     )
     stm = "".join(
-        f"{DEMO_SESSION_ID} 1 {row['speaker']} {row['start']:.3f} {row['end']:.3f} {row['text']}\n"
-        for row in rows
+        f"{DEMO_SESSION_ID} 1 {row['speaker']} {row['start']:.3f} {row['end']:.3f} {row['text']}\n" for row in rows
     )
     stem.with_suffix(".jsonl").write_text(jsonl, encoding="utf-8")
     stem.with_suffix(".rttm").write_text(rttm, encoding="utf-8")
@@ -540,9 +544,9 @@ def build_demo(out_dir: Path) -> None:
         mixed = workdir / "mix.wav"
         _write_wav(mixed, mix)
         subprocess.run(
-            [sox, "-D", str(mixed), "--comment", "", "-C", "8",
-             str(out_dir / f"{DEMO_SESSION_ID}.flac")],
-            check=True, capture_output=True,
+            [sox, "-D", str(mixed), "--comment", "", "-C", "8", str(out_dir / f"{DEMO_SESSION_ID}.flac")],
+            check=True,
+            capture_output=True,
         )
     _write_references(out_dir, _reference_rows(starts, ends))
 
