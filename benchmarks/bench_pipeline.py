@@ -20,7 +20,7 @@ from livereview import events
 from livereview.demo import demo_audio_path, pyannote_sample_paths
 from livereview.pipeline import Models, run_pipeline
 
-REPEATS = 3
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 
 
 def timed_run(audio: Path, options: livereview.RunOptions, models: Models, *, live: bool) -> tuple[float, float, dict]:

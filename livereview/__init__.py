@@ -6,13 +6,16 @@ Run the pipeline on a recording, follow its live events, correct results, export
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livereview.chunks import ChunkOptions
 from livereview.diarize import DiarizeOptions
 from livereview.events import EventEmitter, LiveEvent, RecordingSubscriber
 from livereview.session import DEFAULT_OUTPUT, RunOptions, Session
 from livereview.transcribe import TranscribeOptions
+
+if TYPE_CHECKING:
+    from livereview.server import ServerHandle
 
 __all__ = [
     "ChunkOptions",
@@ -24,7 +27,9 @@ __all__ = [
     "Session",
     "TranscribeOptions",
     "open_session",
+    "review",
     "run",
+    "serve",
 ]
 
 
@@ -98,3 +103,21 @@ def run(
 def open_session(directory: os.PathLike[str] | str) -> Session:
     """Reopen a session directory written by an earlier run."""
     return Session.open(directory)
+
+
+def serve(session: Session | os.PathLike[str] | str, **options: Any) -> ServerHandle:
+    """Serve a session's live events over WebSocket and SSE in the background; see :func:`livereview.server.serve`.
+
+    ``livereview.serve(session, port=0)`` returns a running :class:`~livereview.server.ServerHandle`
+    (``.url``, ``.stop()``), bound to 127.0.0.1 unless ``host`` and tokens say otherwise.
+    """
+    from livereview.server import serve as serve_session
+
+    return serve_session(session, **options)
+
+
+def review(session: Session | os.PathLike[str] | str, **options: Any) -> Any:
+    """Display the live review of a session in Jupyter; see :func:`livereview.widgets.review`."""
+    from livereview.widgets import review as review_session
+
+    return review_session(session, **options)

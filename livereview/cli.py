@@ -157,7 +157,45 @@ def _open(directory: Path) -> livereview.Session:
     return livereview.open_session(directory)
 
 
-COMMANDS = (add_run_command, add_export_command, add_override_command, add_undo_command)
+def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="stream a session's live events over WebSocket and SSE")
+    parser.add_argument("session_dir", type=Path)
+    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1; others need tokens)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--token-file", type=Path, help="one 'TOKEN USER ROLE' line per user (viewer or editor)")
+    parser.add_argument("--run", action="store_true", help="also process the recording (resuming) while serving")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import time
+
+    from livereview.server import serve
+
+    session = _open(args.session_dir)
+    try:
+        handle = serve(session, host=args.host, port=args.port, token_file=args.token_file)
+    except OSError as error:
+        session.close()
+        if isinstance(error, FileNotFoundError):
+            raise
+        print(f"livereview serve: error: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(f"serving {session.session_id} on {handle.url} (WebSocket {handle.ws_url}); Ctrl-C stops", flush=True)
+    if args.run:
+        session.start(progress=False)
+    try:
+        while handle.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+        session.close()
+    return 0 if handle.error is None else 1
+
+
+COMMANDS = (add_run_command, add_export_command, add_override_command, add_undo_command, add_serve_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

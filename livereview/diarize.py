@@ -52,7 +52,8 @@ class DiarizeOptions:
     min_speakers, max_speakers : int, optional
         Bounds on the number of speakers.
     link_threshold : float
-        Cosine similarity above which a chunk's speaker is taken for a known one.
+        Cosine similarity of speaker embeddings above which a new turn is taken for a
+        known speaker.
     segmentation_step : float
         Step of the 10 s segmentation window, as a ratio of its duration.
     device : str
@@ -65,7 +66,7 @@ class DiarizeOptions:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
-    link_threshold: float = 0.35
+    link_threshold: float = 0.7
     segmentation_step: float = 0.2
     device: str = "auto"
     token: str | None = None
@@ -161,6 +162,8 @@ class CamPlusPlusEmbedding:
 
         batch = waveforms.shape[0]
         embeddings = np.full((batch, self.dimension), np.nan, dtype=np.float32)
+        if waveforms.shape[-1] < self.min_num_samples:
+            return embeddings
         previous, features = None, None
         with torch.inference_mode():
             for index in range(batch):
@@ -249,44 +252,44 @@ def load_pretrained_pipeline(name: str, token: str | None, device: str) -> Any:
 
 @dataclass
 class ChunkSpeakers:
-    """One chunk's diarization: turns by local speaker, and each local speaker's centroid.
+    """One chunk's diarization: speaker turns, an embedding per turn, and who each turn is.
 
-    ``turns`` are (start, end, local label) in recording seconds; ``links`` maps each
-    local label to the session speaker it was linked to.
+    ``turns`` are (start, end, local label) in recording seconds, the local labels
+    being the chunk pipeline's own; ``embeddings`` holds one speaker embedding per
+    turn (NaN rows for turns too short to embed); ``speakers`` names the session
+    speaker of each turn.
     """
 
     chunk_id: int
     turns: list[tuple[float, float, str]]
-    labels: list[str]
-    centroids: np.ndarray  # (num_local_speakers, dimension)
-    durations: np.ndarray  # (num_local_speakers,) seconds of speech
-    links: dict[str, str] = field(default_factory=dict)
+    embeddings: np.ndarray  # (num_turns, dimension)
+    speakers: list[str] = field(default_factory=list)
 
     def speaker_turns(self) -> list[tuple[float, float, str]]:
         """Turns labelled with session speakers."""
-        return [(start, end, self.links.get(label, label)) for start, end, label in self.turns]
+        return [(start, end, speaker) for (start, end, _), speaker in zip(self.turns, self.speakers, strict=True)]
+
+    def usable(self) -> np.ndarray:
+        """Which turns have an embedding."""
+        return np.isfinite(self.embeddings).all(axis=1) if len(self.turns) else np.zeros(0, dtype=bool)
 
     def to_record(self) -> dict[str, Any]:
         return {
             "chunk_id": self.chunk_id,
-            "turns": [[round(a, 3), round(b, 3), label] for a, b, label in self.turns],
-            "labels": self.labels,
-            "centroids": self.centroids.astype(float).round(6).tolist(),
-            "durations": self.durations.astype(float).round(3).tolist(),
-            "links": self.links,
+            "turns": [list(turn) for turn in self.turns],  # times already rounded to the millisecond
+            "dimension": self.embeddings.shape[1],
+            "embeddings": [None if not np.isfinite(e).all() else e.astype(float).tolist() for e in self.embeddings],
+            "speakers": self.speakers,
         }
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ChunkSpeakers:
-        centroids = np.asarray(data["centroids"], dtype=np.float32).reshape(len(data["labels"]), -1)
-        return cls(
-            chunk_id=data["chunk_id"],
-            turns=[(a, b, label) for a, b, label in data["turns"]],
-            labels=list(data["labels"]),
-            centroids=centroids,
-            durations=np.asarray(data["durations"], dtype=np.float32),
-            links=dict(data["links"]),
-        )
+        dimension = data["dimension"]
+        embeddings = np.array(
+            [np.full(dimension, np.nan) if e is None else e for e in data["embeddings"]], dtype=np.float32
+        ).reshape(len(data["turns"]), dimension)
+        turns = [(a, b, label) for a, b, label in data["turns"]]
+        return cls(data["chunk_id"], turns, embeddings, list(data["speakers"]))
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -294,8 +297,18 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
+def _inherit_short_turns(chunk: ChunkSpeakers, fallback: str | None) -> None:
+    """Turns without an embedding take the speaker most of their local speaker's turns have."""
+    usable = chunk.usable()
+    for index, (_, _, label) in enumerate(chunk.turns):
+        if usable[index]:
+            continue
+        siblings = [chunk.speakers[i] for i, turn in enumerate(chunk.turns) if turn[2] == label and usable[i]]
+        chunk.speakers[index] = max(sorted(set(siblings)), key=siblings.count) if siblings else fallback or "SPEAKER_00"
+
+
 class SpeakerRegistry:
-    """The session's speakers: a duration-weighted centroid each, grown chunk by chunk."""
+    """The session's speakers, a running centroid each, grown turn by turn as chunks arrive."""
 
     def __init__(self, limit: int | None, link_threshold: float) -> None:
         self.limit = limit
@@ -303,96 +316,74 @@ class SpeakerRegistry:
         self.names: list[str] = []
         self._sums: list[np.ndarray] = []
 
-    def _centroids(self) -> np.ndarray:
-        return _normalize(np.stack(self._sums)) if self._sums else np.zeros((0, 0))
-
-    def _new_speaker(self, centroid: np.ndarray, duration: float) -> str:
-        name = f"SPEAKER_{len(self.names):02d}"
-        self.names.append(name)
-        self._sums.append(centroid * duration)
-        return name
-
-    def link(self, chunk: ChunkSpeakers) -> dict[str, str]:
-        """Link each local speaker of ``chunk`` to a session speaker, adding new ones as needed."""
-        from scipy.optimize import linear_sum_assignment
-
-        links: dict[str, str] = {}
-        usable = [i for i in range(len(chunk.labels)) if np.isfinite(chunk.centroids[i]).all()]
-        local = _normalize(chunk.centroids[usable]) if usable else np.zeros((0, 0))
-        # longest local speakers first: they have the most reliable centroids
-        order = sorted(range(len(usable)), key=lambda k: -chunk.durations[usable[k]])
-        if self.names and usable:
-            similarity = local @ self._centroids().T  # (local, session)
-            rows, cols = linear_sum_assignment(-similarity)
-            matched = {r: c for r, c in zip(rows, cols, strict=True) if similarity[r, c] >= self.link_threshold}
-        else:
-            similarity, matched = None, {}
-        for k in order:
-            index = usable[k]
-            label, duration = chunk.labels[index], float(chunk.durations[index])
-            if k in matched:
-                name = self.names[matched[k]]
-                self._sums[matched[k]] = self._sums[matched[k]] + local[k] * duration
-            elif self.limit is None or len(self.names) < self.limit:
-                name = self._new_speaker(local[k], duration)
+    def link(self, chunk: ChunkSpeakers) -> None:
+        """Name the session speaker of every turn of ``chunk``, adding speakers as needed."""
+        usable = chunk.usable()
+        chunk.speakers = [""] * len(chunk.turns)
+        for index in np.flatnonzero(usable):
+            vector = _normalize(chunk.embeddings[index])
+            weight = chunk.turns[index][1] - chunk.turns[index][0]
+            similarity = _normalize(np.stack(self._sums)) @ vector if self._sums else np.zeros(0)
+            best = int(np.argmax(similarity)) if similarity.size else -1
+            room = self.limit is None or len(self.names) < self.limit
+            if best < 0 or (similarity[best] < self.link_threshold and room):
+                self.names.append(f"SPEAKER_{len(self.names):02d}")
+                self._sums.append(vector * weight)
+                best = len(self.names) - 1
             else:
-                best = int(np.argmax(similarity[k])) if similarity is not None else 0
-                name = self.names[best]
-                self._sums[best] = self._sums[best] + local[k] * duration
-            links[label] = name
-        for label in chunk.labels:
-            if label not in links:  # too little speech for an embedding: linked to the first speaker
-                dimension = chunk.centroids.shape[1]
-                links[label] = self.names[0] if self.names else self._new_speaker(np.zeros(dimension), 0.0)
-        chunk.links = links
-        return links
+                self._sums[best] = self._sums[best] + vector * weight
+            chunk.speakers[index] = self.names[best]
+        _inherit_short_turns(chunk, self.names[0] if self.names else None)
 
 
-def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int, dict[str, str]]:
-    """Global pass: cluster every local speaker of the session together.
+def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int, list[str]]:
+    """Global pass: cluster every speaker turn of the session together.
 
-    Returns the new links (chunk id -> local label -> session speaker); new clusters
-    take the name of the current speaker they share the most speech with.
+    Ward linkage on unit embeddings when the number of speakers is known (or bounded),
+    average cosine linkage with the link threshold otherwise. New clusters take the
+    name of the current speaker they share the most speech with.
+
+    Returns
+    -------
+    speakers : dict
+        chunk id -> session speaker of each of its turns.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.optimize import linear_sum_assignment
 
-    items = [
-        (chunk.chunk_id, label, chunk.centroids[i], float(chunk.durations[i]), chunk.links.get(label))
-        for chunk in chunks
-        for i, label in enumerate(chunk.labels)
-        if np.isfinite(chunk.centroids[i]).all() and chunk.durations[i] > 0
-    ]
+    items = [(chunk, index) for chunk in chunks for index in np.flatnonzero(chunk.usable())]
     if len(items) < 2:
-        return {chunk.chunk_id: dict(chunk.links) for chunk in chunks}
-    vectors = _normalize(np.stack([item[2] for item in items]))
-    tree = linkage(vectors, method="average", metric="cosine")
+        return {chunk.chunk_id: list(chunk.speakers) for chunk in chunks}
+    vectors = _normalize(np.stack([chunk.embeddings[index] for chunk, index in items]))
     if options.num_speakers:
-        clusters = fcluster(tree, t=options.num_speakers, criterion="maxclust")
+        clusters = fcluster(linkage(vectors, method="ward"), t=options.num_speakers, criterion="maxclust")
     else:
-        clusters = fcluster(tree, t=1.0 - options.link_threshold, criterion="distance")
+        clusters = fcluster(
+            linkage(vectors, method="average", metric="cosine"), t=1.0 - options.link_threshold, criterion="distance"
+        )
         count = len(set(clusters))
         low, high = options.min_speakers or 1, options.max_speakers or count
         if not low <= count <= high:
-            clusters = fcluster(tree, t=min(max(count, low), high), criterion="maxclust")
-    # Name new clusters after the current speakers they overlap most (duration-weighted).
-    old_names = sorted({item[4] for item in items if item[4]})
-    cluster_ids = sorted(set(clusters))
-    overlap = np.zeros((len(cluster_ids), max(len(old_names), 1)))
-    for item, cluster in zip(items, clusters, strict=True):
-        if item[4] in old_names:
-            overlap[cluster_ids.index(cluster), old_names.index(item[4])] += item[3]
+            clusters = fcluster(linkage(vectors, method="ward"), t=min(max(count, low), high), criterion="maxclust")
+    durations = np.array([chunk.turns[index][1] - chunk.turns[index][0] for chunk, index in items])
+    current = [chunk.speakers[index] for chunk, index in items]
+    old_names, cluster_ids = sorted(set(current)), sorted(set(clusters))
+    overlap = np.zeros((len(cluster_ids), len(old_names)))
+    for cluster, name, duration in zip(clusters, current, durations, strict=True):
+        overlap[cluster_ids.index(cluster), old_names.index(name)] += duration
     rows, cols = linear_sum_assignment(-overlap)
-    names = {cluster_ids[r]: old_names[c] for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
-    taken = set(names.values())
-    fresh = (f"SPEAKER_{n:02d}" for n in range(10_000) if f"SPEAKER_{n:02d}" not in taken)
-    for cluster in cluster_ids:
-        if cluster not in names:
-            names[cluster] = next(fresh)
-    new_links = {chunk.chunk_id: dict(chunk.links) for chunk in chunks}
-    for item, cluster in zip(items, clusters, strict=True):
-        new_links[item[0]][item[1]] = names[cluster]
-    return new_links
+    names = {cluster_ids[r]: old_names[c] for r, c in zip(rows, cols, strict=True)}
+    fresh = (f"SPEAKER_{n:02d}" for n in range(10_000) if f"SPEAKER_{n:02d}" not in set(names.values()))
+    names |= {cluster: next(fresh) for cluster in cluster_ids if cluster not in names}
+    relabelled = {
+        chunk.chunk_id: ChunkSpeakers(chunk.chunk_id, chunk.turns, chunk.embeddings, list(chunk.speakers))
+        for chunk in chunks
+    }
+    for (chunk, index), cluster in zip(items, clusters, strict=True):
+        relabelled[chunk.chunk_id].speakers[index] = names[cluster]
+    for chunk in relabelled.values():
+        _inherit_short_turns(chunk, None)
+    return {chunk_id: chunk.speakers for chunk_id, chunk in relabelled.items()}
 
 
 def assign_speakers(segments: list[Segment], turns: list[tuple[float, float, str]], model_id: str) -> None:
@@ -415,10 +406,10 @@ def assign_speakers(segments: list[Segment], turns: list[tuple[float, float, str
             speaker = max(sorted(covered), key=covered.__getitem__)
             segment.speaker_id, segment.speaker_confidence = speaker, min(covered[speaker] / total, 1.0)
         else:
-            distance = {
-                speaker: min(abs(segment.start - turn_end), abs(turn_start - segment.end))
-                for turn_start, turn_end, speaker in turns
-            }
+            distance: dict[str, float] = {}
+            for turn_start, turn_end, speaker in turns:
+                gap = max(turn_start - segment.end, segment.start - turn_end, 0.0)
+                distance[speaker] = min(gap, distance.get(speaker, gap))
             nearest = min(distance, key=distance.__getitem__, default=None)
             if nearest is not None and distance[nearest] <= 2.0:
                 segment.speaker_id, segment.speaker_confidence = nearest, 0.0
@@ -436,38 +427,39 @@ class Diarizer:
         else:
             self.pipeline = load_pretrained_pipeline(self.options.pipeline, self.options.token, self.options.device)
             self.model_id = f"pyannote:{self.options.pipeline}"
+        self.embedding = self.pipeline._embedding
         self.registry = SpeakerRegistry(self.options.speaker_limit, self.options.link_threshold)
 
     def diarize(self, chunk: Chunk) -> ChunkSpeakers:
-        """Find the speakers of ``chunk`` and link them to the session's speakers."""
+        """Find the speaker turns of ``chunk`` and name each turn's session speaker."""
         import torch
 
-        limit = self.options.speaker_limit
-        if not chunk.speech or chunk.audio.size < SAMPLE_RATE // 2:
-            result = ChunkSpeakers(chunk.chunk_id, [], [], np.zeros((0, 192), np.float32), np.zeros(0, np.float32))
-            self.registry.link(result)
-            return result
-        waveform = {
-            "waveform": torch.from_numpy(chunk.audio)[None],
-            "sample_rate": SAMPLE_RATE,
-            "uri": f"chunk{chunk.chunk_id}",
-        }
-        output = self.pipeline(waveform, max_speakers=limit) if limit else self.pipeline(waveform)
-        annotation = output.speaker_diarization
-        labels = list(annotation.labels())
-        turns = [
-            (chunk.audio_start + turn.start, chunk.audio_start + turn.end, label)
-            for turn, _, label in annotation.itertracks(yield_label=True)
-        ]
-        durations = np.array([annotation.label_duration(label) for label in labels], dtype=np.float32)
-        centroids = output.speaker_embeddings
-        if centroids is None or len(centroids) < len(labels):
-            centroids = np.full((len(labels), 192), np.nan, dtype=np.float32)
-        result = ChunkSpeakers(
-            chunk.chunk_id, turns, labels, np.asarray(centroids, np.float32)[: len(labels)], durations
-        )
+        turns: list[tuple[float, float, str]] = []
+        if chunk.speech and chunk.audio.size >= SAMPLE_RATE // 2:
+            waveform = torch.from_numpy(chunk.audio)[None]
+            file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": f"chunk{chunk.chunk_id}"}
+            limit = self.options.speaker_limit
+            output = self.pipeline(file, max_speakers=limit) if limit else self.pipeline(file)
+            turns = [
+                (round(chunk.audio_start + turn.start, 3), round(chunk.audio_start + turn.end, 3), label)
+                for turn, _, label in output.speaker_diarization.itertracks(yield_label=True)
+                if chunk.owns(chunk.audio_start + turn.start, chunk.audio_start + turn.end)
+            ]
+        embeddings = self.embed_turns(chunk, turns)
+        result = ChunkSpeakers(chunk.chunk_id, turns, embeddings)
         self.registry.link(result)
         return result
+
+    def embed_turns(self, chunk: Chunk, turns: list[tuple[float, float, str]]) -> np.ndarray:
+        """One speaker embedding per turn, from the turn's own audio; NaN rows for short turns."""
+        import torch
+
+        embeddings = np.full((len(turns), self.embedding.dimension), np.nan, dtype=np.float32)
+        for index, (start, end, _) in enumerate(turns):
+            first = max(round((start - chunk.audio_start) * SAMPLE_RATE), 0)
+            last = round((end - chunk.audio_start) * SAMPLE_RATE)
+            embeddings[index] = self.embedding(torch.from_numpy(chunk.audio[first:last])[None, None])[0]
+        return embeddings
 
     def restore(self, chunks: list[ChunkSpeakers]) -> None:
         """Rebuild the speaker registry from chunks diarized before a resume."""

@@ -180,11 +180,17 @@ class Subscription:
         except queue.Full:
             with self._lock:
                 self.dropped += 1
+                first_drop = self.dropped == 1
                 if self._missed:
                     self._missed[0] += 1
                     self._missed[2] = event.seq
                 else:
                     self._missed = [1, event.seq, event.seq]
+            if first_drop:
+                logger.warning(
+                    "live subscriber %r cannot keep up; its events are dropped until it catches up, then summarized",
+                    self.name,
+                )
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Deliver what is queued, then stop the delivery thread."""

@@ -274,15 +274,15 @@ def _global_pass(session: Session, models: Models, speakers: list[ChunkSpeakers]
     """Recluster every local speaker of the session; relabel and reclassify what changed."""
     emitter = session.events
     emitter.emit(events.STAGE_STARTED, stage="global")
-    new_links = recluster(speakers, models.diarizer.options)
+    new_speakers = recluster(speakers, models.diarizer.options)
     by_chunk: dict[int, list[Segment]] = defaultdict(list)
     for segment in session.segment_list():
         by_chunk[segment.chunk_id].append(segment)
     changed: list[Segment] = []
     for chunk in speakers:
-        if new_links.get(chunk.chunk_id, chunk.links) == chunk.links:
+        if new_speakers.get(chunk.chunk_id, chunk.speakers) == chunk.speakers:
             continue
-        chunk.links = new_links[chunk.chunk_id]
+        chunk.speakers = new_speakers[chunk.chunk_id]
         before = {s.segment_id: s.speaker_id for s in by_chunk[chunk.chunk_id]}
         assign_speakers(by_chunk[chunk.chunk_id], chunk.speaker_turns(), models.diarizer.model_id)
         changed += [s for s in by_chunk[chunk.chunk_id] if s.speaker_id != before[s.segment_id]]

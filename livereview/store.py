@@ -6,7 +6,7 @@ Layout of ``output/<session_id>/``::
     chunks.jsonl                  one line per completed chunk: the resume checkpoint
     segments.jsonl                base results (one segment per line)
     stages/transcription.jsonl    per chunk: the segments as transcribed
-    stages/diarization.jsonl      per chunk: speaker turns, local speakers and their links
+    stages/diarization.jsonl      per chunk: speaker turns, an embedding per turn, session speakers
     events.jsonl                  the live events of every run
     metrics.json                  stage timings, real-time factors, event counts
     overrides/                    operator corrections (see livereview.overrides)

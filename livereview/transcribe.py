@@ -150,10 +150,19 @@ class Transcriber:
             beam_size=self.options.beam_size,
             word_timestamps=True,
             condition_on_previous_text=False,
-            vad_filter=False,
+            # Whisper may skip the first seconds of a window that opens mid-turn; giving it only
+            # the speech (timestamps mapped back by faster-whisper) keeps every turn.
+            vad_filter=True,
+            vad_parameters={"min_silence_duration_ms": 500, "speech_pad_ms": 200},
         )
+        # times rounded to the millisecond, as they are stored: a reopened session reads the same values
         words = [
-            Word(chunk.audio_start + w.start, chunk.audio_start + w.end, w.word, w.probability)
+            Word(
+                round(chunk.audio_start + w.start, 3),
+                round(chunk.audio_start + w.end, 3),
+                w.word,
+                round(w.probability, 4),
+            )
             for raw in raw_segments
             for w in raw.words or ()
         ]
@@ -168,7 +177,7 @@ class Transcriber:
                     segment_id=segment_id_for(chunk.chunk_id, len(segments)),
                     chunk_id=chunk.chunk_id,
                     start=kept[0].start,
-                    end=max(kept[-1].end, kept[0].start + 0.01),
+                    end=max(kept[-1].end, round(kept[0].start + 0.01, 3)),
                     text=text,
                     words=kept,
                     asr_confidence=sum(w.probability for w in kept) / len(kept),
