@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from livereview.audio import AudioError
+from livereview.classify_cli import add_classify_command
 
 if TYPE_CHECKING:
     import livereview
@@ -195,7 +196,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 0 if handle.error is None else 1
 
 
-COMMANDS = (add_run_command, add_export_command, add_override_command, add_undo_command, add_serve_command)
+COMMANDS = (
+    add_run_command,
+    add_export_command,
+    add_override_command,
+    add_undo_command,
+    add_serve_command,
+    add_classify_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

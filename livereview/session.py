@@ -61,7 +61,9 @@ class RunOptions:
         """JSON-ready options; secrets (hub token) left out, a classifier object named."""
         classifier = self.classifier
         if classifier is not None and not isinstance(classifier, str):
-            classifier = getattr(classifier, "name", getattr(classifier, "__name__", type(classifier).__name__))
+            # a spec string resolve_classifier can rebuild it from, where the classifier has one
+            names = (getattr(classifier, attribute, None) for attribute in ("spec", "name", "__name__"))
+            classifier = next((name for name in names if isinstance(name, str)), type(classifier).__name__)
         diarize = dataclasses.asdict(self.diarize)
         diarize.pop("token")
         return {
