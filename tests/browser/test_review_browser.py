@@ -1,0 +1,314 @@
+"""The live review in a real JupyterLab, driven by chromium, during a real run on the demo recording.
+
+One notebook (written here with nbformat) starts the pipeline in the background and
+shows the review; the tests then watch rows stream in, play a segment, brush the
+timeline, edit a cell through the DOM, set a hostile text, reload the page, and open a
+viewer's review. Screenshots go to ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import LabServer, NotebookPage, write_notebook
+
+pytestmark = pytest.mark.browser
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+BROWSER_TEXT = "Edited in the browser"
+
+CELLS = [
+    # 0: start the run in the background and show the editor's review
+    """import livereview
+from livereview.demo import demo_audio_path, demo_party_path
+session = livereview.run(demo_audio_path(), out_dir={out!r}, num_speakers=4, party=demo_party_path(),
+                         language="en", background=True, progress=False)
+review = livereview.review(session, user="ana", role="editor")
+review""",
+    # 1: a hostile text, set as an override on the last segment of a completed chunk
+    f"""done = sorted(session.completed_chunks)
+hostile_id = session.segments.query("chunk_id in @done").index[-1]
+session.set_override(hostile_id, user="ana", text={HOSTILE!r})
+print("HOSTILE-SEGMENT", hostile_id)""",
+    # 2: a viewer's review of the same session
+    """viewer = livereview.review(session, user="vic", role="viewer")
+viewer""",
+    # 3: a viewer's edit is refused by the store, and the widget says so
+    """try:
+    viewer.edit(hostile_id, text="a viewer's words")
+except PermissionError as error:
+    print("REFUSED", error)""",
+    # 4: what the timeline brush selected
+    """print("SELECTED", len(review.selected_segment_ids), review.selected_range, session.status)""",
+    # 5: the same review shown a second time
+    "review",
+]
+
+
+@dataclass
+class Live:
+    """The notebook page with the running session."""
+
+    notebook: NotebookPage
+    out: Path
+    artifacts: Path
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    status_at_first_rows: str = ""
+    first_rows_after: float = 0.0
+    edited_id: str = ""
+
+    @property
+    def page(self) -> Any:
+        return self.notebook.page
+
+    @property
+    def editor(self) -> Any:
+        return self.page.locator(".lr-review").first
+
+    @property
+    def override_log(self) -> Path:
+        return self.out / "demo-session" / "overrides" / "overrides.jsonl"
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.artifacts / f"browser-{name}.png"))
+
+    def search(self, grid: Any, text: str) -> None:
+        box = grid.locator("input.lr-search")
+        box.fill(text)
+
+    def records(self, condition: Any, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` override records match ``condition``; return them."""
+        deadline = time.monotonic() + timeout
+        found: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            if self.override_log.exists():
+                lines = self.override_log.read_text(encoding="utf-8").splitlines()
+                found = [r for r in map(json.loads, lines) if condition(r)]
+                if len(found) >= count:
+                    return found
+            time.sleep(0.05)
+        msg = f"{len(found)} of {count} expected override records in {self.override_log}"
+        raise AssertionError(msg)
+
+
+@pytest.fixture(scope="module")
+def live(lab: LabServer, chromium: Any, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    out = tmp_path_factory.mktemp("sessions")
+    cells = [CELLS[0].format(out=str(out)), *CELLS[1:]]
+    write_notebook(lab.root / "live_review.ipynb", cells)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1300})
+    state = Live(NotebookPage(page, lab, "live_review.ipynb"), out, artifacts)
+
+    def on_dialog(dialog: Any) -> None:
+        state.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on("pageerror", lambda error: state.errors.append(str(error)))
+    state.notebook.open()
+    started = time.monotonic()
+    state.notebook.run_cell(0)
+    state.editor.locator(".lr-row[data-id]").first.wait_for(timeout=600_000)
+    state.first_rows_after = time.monotonic() - started
+    state.status_at_first_rows = state.editor.locator(".lr-status").get_attribute("data-status")
+    state.shot("1-first-rows")
+    yield state
+    page.close()
+    lab.delete_sessions()  # stops the kernel, and the run inside it
+
+
+def test_rows_stream_in_before_the_run_ends(live: Live) -> None:
+    assert live.status_at_first_rows == "running", "rows should appear while the pipeline is still running"
+    editor = live.editor
+    first = int(editor.get_attribute("data-total"))
+    # More rows arrive as chunks complete, without re-running anything.
+    live.page.wait_for_function(
+        "([el, n]) => Number(el.dataset.total) > n", arg=[editor.element_handle(), first], timeout=600_000
+    )
+    assert editor.locator(".lr-status").get_attribute("data-status") in {"running", "complete"}
+    live.shot("2-streaming")
+
+
+def test_clicking_a_row_plays_its_clip_and_shows_a_waveform(live: Live) -> None:
+    editor = live.editor
+    row = editor.locator(".lr-row[data-id]").first
+    segment_id = row.get_attribute("data-id")
+    row.locator(".lr-time").click()
+    player = live.page.locator(f".lr-playback[data-segment='{segment_id}']").first
+    player.wait_for(timeout=60_000)
+    assert int(player.get_attribute("data-wav-bytes")) > 44
+    assert int(player.get_attribute("data-peaks")) == 480
+    duration = live.page.wait_for_function(
+        "(audio) => audio.src.startsWith('blob:') && audio.duration > 0 && audio.duration",
+        arg=player.locator("audio").element_handle(),
+        timeout=30_000,
+    ).json_value()
+    assert 0.1 < duration < 31
+    live.shot("3-playback")
+
+
+def test_brushing_the_timeline_selects_segments(live: Live) -> None:
+    figure = live.page.locator(".lr-timeline").first
+    figure.scroll_into_view_if_needed()
+    box = figure.bounding_box()
+    y = box["y"] + box["height"] * 0.45
+    live.page.mouse.move(box["x"] + 120, y)
+    live.page.mouse.down()
+    live.page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=8)
+    live.page.mouse.up()
+    chip = live.editor.locator(".lr-range")
+    chip.wait_for(state="visible", timeout=30_000)
+    live.notebook.run_cell(4)
+    text = live.notebook.wait_for_output(4, "SELECTED")
+    count, start, end = re.search(r"SELECTED (\d+) \(([\d.]+), ([\d.]+)\)", text).groups()
+    assert float(start) < float(end)
+    assert int(count) >= 1
+    live.shot("4-timeline-range")
+    chip.click()  # clears the range
+    chip.wait_for(state="hidden", timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def browser_edit(live: Live) -> str:
+    """Edit the text of the first editable row through the DOM; its segment id."""
+    editor = live.editor
+    editor.locator(".lr-viewport").evaluate("el => { el.scrollTop = 0; }")
+    row = editor.locator(".lr-row.lr-editable[data-id]").first
+    row.wait_for(timeout=600_000)  # the first chunk is final
+    segment_id = row.get_attribute("data-id")
+    editor.locator(f".lr-row[data-id='{segment_id}'] [data-field='text']").dblclick()
+    text_input = editor.locator("input.lr-text-input")
+    text_input.fill(BROWSER_TEXT)
+    text_input.press("Enter")
+    live.edited_id = segment_id
+    return segment_id
+
+
+def test_edit_in_the_grid_reaches_the_override_log(live: Live, browser_edit: str) -> None:
+    (record,) = live.records(lambda r: r["segment_id"] == browser_edit)
+    assert (record["field"], record["value"], record["user"], record["role"]) == ("text", BROWSER_TEXT, "ana", "editor")
+    cell = live.editor.locator(f".lr-row[data-id='{browser_edit}'] [data-field='text']")
+    cell.wait_for(timeout=30_000)
+    live.page.wait_for_function(
+        "([el, text]) => el.textContent === text && el.classList.contains('lr-edited')",
+        arg=[cell.element_handle(), BROWSER_TEXT],
+        timeout=30_000,
+    )
+    badge = live.editor.locator(f".lr-row[data-id='{browser_edit}'] .lr-badge")
+    assert badge.get_attribute("data-status") == "edited"
+    live.shot("5-edited")
+
+
+def test_speaker_label_batch_and_undo_through_the_dom(live: Live, browser_edit: str) -> None:
+    editor = live.editor
+    editor.locator(".lr-viewport").evaluate("el => { el.scrollTop = 0; }")
+    first, second = (editor.locator(".lr-row.lr-editable[data-id]").nth(i).get_attribute("data-id") for i in (1, 2))
+    # A new speaker from the dropdown.
+    editor.locator(f".lr-row[data-id='{first}'] [data-field='speaker_id']").click()
+    editor.locator("select.lr-speaker-select").select_option(label="New speaker…")
+    name = editor.locator("input.lr-new-speaker")
+    name.fill("Guest")
+    name.press("Enter")
+    live.records(lambda r: (r["segment_id"], r["field"], r["value"]) == (first, "speaker_id", "Guest"))
+    # The IC/OOC toggle.
+    toggle = editor.locator(f".lr-row[data-id='{second}'] button.lr-toggle")
+    before = toggle.inner_text()
+    toggle.click()
+    expected = "OOC" if before == "IC" else "IC"
+    live.records(lambda r: (r["segment_id"], r["field"], r["value"]) == (second, "ic_ooc", expected))
+    # A multi-row edit asks for confirmation, then one click undoes it.
+    editor.locator(f".lr-row[data-id='{first}'] .lr-time").click()  # selects this row alone
+    editor.locator(f".lr-row[data-id='{second}'] input.lr-select").check()
+    assert editor.locator(".lr-selected-count").inner_text() == "2 selected"
+    editor.locator("select.lr-batch-field").select_option("confidence_flag")
+    editor.locator("button.lr-apply").click()
+    confirm = editor.locator(".lr-confirm")
+    confirm.wait_for(state="visible", timeout=30_000)
+    assert "confirm" in confirm.inner_text()
+    assert not live.records(lambda r: r["field"] == "confidence_flag", count=0)
+    live.shot("6-confirm-batch")
+    editor.locator("button.lr-confirm-apply").click()
+    flagged = live.records(lambda r: r["field"] == "confidence_flag" and r["op"] == "set", count=2)
+    assert len({r["batch_id"] for r in flagged}) == 1 and {r["segment_id"] for r in flagged} == {first, second}
+    editor.locator(f".lr-row[data-id='{first}'] button.lr-flag.lr-on").wait_for(timeout=30_000)
+    editor.locator("button.lr-undo").click()
+    live.records(lambda r: r["op"] == "revert" and r["reverts"] == flagged[0]["batch_id"], count=2)
+    editor.locator(".lr-notice").get_by_text("undid batch").wait_for(timeout=30_000)
+    editor.locator(f".lr-row[data-id='{first}'] button.lr-flag:not(.lr-on)").wait_for(timeout=30_000)
+
+
+def test_segment_text_is_shown_as_text_never_as_html(live: Live, browser_edit: str) -> None:
+    live.notebook.run_cell(1)
+    output = live.notebook.wait_for_output(1, "HOSTILE-SEGMENT")
+    segment_id = re.search(r"HOSTILE-SEGMENT (\S+)", output).group(1)
+    assert segment_id != browser_edit
+    live.search(live.editor, "onerror")
+    cell = live.editor.locator(f".lr-row[data-id='{segment_id}'] [data-field='text']")
+    cell.wait_for(timeout=30_000)
+    live.page.wait_for_function(
+        "([el, text]) => el.textContent === text", arg=[cell.element_handle(), HOSTILE], timeout=30_000
+    )
+    assert cell.locator("img").count() == 0
+    assert live.page.locator(".lr-review img, .lr-playback img").count() == 0
+    live.shot("6-hostile-text")
+    live.page.wait_for_timeout(500)  # an onerror handler would have fired by now
+    assert live.dialogs == []
+    live.search(live.editor, "")
+
+
+def test_reload_shows_the_same_rows_and_the_edit(live: Live, browser_edit: str) -> None:
+    before = int(live.editor.get_attribute("data-total"))
+    live.notebook.save()
+    live.page.reload()
+    live.page.wait_for_selector(".lr-review[data-loaded='true']", timeout=120_000)
+    editor = live.editor
+    assert int(editor.get_attribute("data-total")) >= before
+    live.search(editor, BROWSER_TEXT)
+    cell = editor.locator(f".lr-row[data-id='{browser_edit}'] [data-field='text']")
+    cell.wait_for(timeout=30_000)
+    assert cell.text_content() == BROWSER_TEXT
+    assert "lr-edited" in cell.get_attribute("class")
+    live.search(editor, "")
+    live.shot("7-after-reload")
+    # The same widget shown again in another cell: a new view with the same rows.
+    live.notebook.run_cell(5)
+    again = live.notebook.output(5).locator(".lr-review")
+    again.locator(".lr-row[data-id]").first.wait_for(timeout=60_000)
+    live.page.wait_for_function(
+        "([a, b]) => a.dataset.total === b.dataset.total",
+        arg=[again.element_handle(), live.editor.element_handle()],
+        timeout=30_000,
+    )
+    live.search(again, BROWSER_TEXT)
+    assert again.locator(f".lr-row[data-id='{browser_edit}'] .lr-text.lr-edited").inner_text() == BROWSER_TEXT
+    live.search(again, "")
+    assert live.dialogs == []
+
+
+def test_viewer_sees_no_edit_controls_and_is_refused(live: Live) -> None:
+    live.notebook.run_cell(2)
+    viewer = live.notebook.output(2).locator(".lr-review")
+    viewer.locator(".lr-row[data-id]").first.wait_for(timeout=60_000)
+    viewer.scroll_into_view_if_needed()
+    assert viewer.locator(".lr-toolbar").is_hidden()
+    assert viewer.locator(".lr-edit-control").count() == 0
+    assert viewer.locator(".lr-row.lr-editable").count() == 0
+    assert "read-only" in viewer.locator(".lr-status").inner_text()
+    viewer.locator(".lr-row[data-id] [data-field='text']").first.dblclick()
+    viewer.locator(".lr-row[data-id] [data-field='speaker_id']").first.click()
+    assert viewer.locator(".lr-editor").count() == 0
+    live.notebook.run_cell(3)
+    output = live.notebook.wait_for_output(3, "REFUSED")
+    assert "read-only" in output
+    notice = viewer.locator(".lr-notice")
+    notice.wait_for(state="visible", timeout=30_000)
+    assert "read-only" in notice.inner_text()
+    live.shot("8-viewer")
+    assert live.errors == [], f"uncaught errors in the page: {live.errors}"

@@ -1,0 +1,355 @@
+"""The live review widget without a browser: snapshot, coalescing, patches, edits, playback payloads.
+
+Sessions here are synthetic (segments added directly, no models), so every test runs in
+about a second. Messages the widget sends are captured by replacing the widgets' ``send``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import livereview
+from livereview.demo import demo_audio_path, demo_party_path
+from livereview.events import CHUNK_COMPLETED, SEGMENTS, STAGE_STARTED, UPDATE
+from livereview.overrides import OverrideError
+from livereview.playback import MAX_CLIP_SECONDS, WAVEFORM_BINS, wav_bytes, waveform_peaks
+from livereview.segments import CLASSIFIED, TRANSCRIBED, Segment, segment_id_for
+from livereview.session import RunOptions, Session
+from livereview.timeline import lane_blocks
+from livereview.widgets import FIELDS, PREVIEW_ROWS, ReviewWidget
+
+SPEAKERS = ("Dana", "Alex", "Sam", "Riley")
+
+
+def make_segments(session_id: str, chunks: range, per_chunk: int, chunk_seconds: float = 20.0) -> list[Segment]:
+    """Classified segments, ``per_chunk`` per chunk, speakers and labels taking turns."""
+    segments = []
+    for chunk in chunks:
+        step = chunk_seconds / per_chunk
+        for index in range(per_chunk):
+            start = chunk * chunk_seconds + index * step
+            segments.append(
+                Segment(
+                    session_id=session_id,
+                    segment_id=segment_id_for(chunk, index),
+                    chunk_id=chunk,
+                    start=start,
+                    end=start + step * 0.8,
+                    text=f"line {index} of chunk {chunk}",
+                    asr_confidence=0.9,
+                    speaker_id=SPEAKERS[(chunk + index) % len(SPEAKERS)],
+                    speaker_confidence=0.8,
+                    ic_ooc="IC" if index % 3 else "OOC",
+                    ic_ooc_confidence=0.7,
+                    character_tag="Morgan" if index % 3 else "",
+                    status=CLASSIFIED,
+                )
+            )
+    return segments
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Session:
+    """The demo recording with 3 completed chunks of 5 synthetic segments each (no models)."""
+    session = Session.create(
+        demo_audio_path(), out_dir=tmp_path, session_id="synthetic", options=RunOptions(party=str(demo_party_path()))
+    )
+    session.add_segments(make_segments(session.session_id, range(3), 5))
+    for chunk in range(3):
+        session.complete_chunk({"chunk_id": chunk, "start": chunk * 20.0, "end": (chunk + 1) * 20.0})
+    yield session
+    session.close()
+
+
+class Sent:
+    """Records what a widget sends: (content, buffers) pairs, with the time of each."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict[str, Any], list[Any]]] = []
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, content: dict[str, Any], buffers: list[Any] | None = None) -> None:
+        with self._lock:
+            self.messages.append((content, list(buffers or [])))
+            self.times.append(time.monotonic())
+
+    def kinds(self, *kinds: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [content for content, _ in self.messages if content["kind"] in kinds]
+
+
+def open_review(session: Session, role: str = "editor") -> tuple[ReviewWidget, Sent, Sent]:
+    review = livereview.review(session, user="ana" if role != "viewer" else "vic", role=role)
+    grid, playback = Sent(), Sent()
+    review.grid.send = grid
+    review.playback.send = playback
+    review.flush()  # the session is read on the updater thread; later events are live
+    return review, grid, playback
+
+
+def from_browser(review: ReviewWidget, **content: Any) -> None:
+    """Deliver a message as the browser would (on this, the 'main', thread)."""
+    review._on_grid_message(review.grid, content, [])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            msg = f"condition not met within {timeout} s"
+            raise TimeoutError(msg)
+        time.sleep(0.01)
+
+
+def settle(review: ReviewWidget, delivered: int = 0) -> None:
+    """Wait for ``delivered`` live events to reach the widget, then for it to send everything."""
+    wait_until(lambda: review._subscription.delivered >= delivered)
+    review.flush()
+
+
+def rows_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(FIELDS, values, strict=True)) for message in messages for values in message["rows"]]
+
+
+def test_front_end_files_ship_with_the_package() -> None:
+    static = importlib.resources.files("livereview.static")
+    source = (static / "review.js").read_text(encoding="utf-8")
+    assert (static / "review.css").is_file() and (static / "playback.js").is_file()
+    assert "export default" in source
+    # Offline and safe: no network imports, and segment text never goes through an HTML parser.
+    for code in (source, (static / "playback.js").read_text(encoding="utf-8")):
+        assert "http" not in code.split("//", 1)[0]
+        assert "innerHTML" not in code and "insertAdjacentHTML" not in code
+
+
+def test_snapshot_holds_every_row_with_corrections(session: Session) -> None:
+    session.set_override("c00001-s002", user="ana", text="corrected words", confidence_flag=True)
+    review, grid, _ = open_review(session)
+    from_browser(review, kind="snapshot_request", view="view-1")
+    settle(review)
+    (snapshot,) = grid.kinds("snapshot")
+    assert snapshot["view"] == "view-1" and snapshot["fields"] == list(FIELDS)
+    rows = {row["id"]: row for row in rows_of([snapshot])}
+    assert len(rows) == 15
+    assert [row["start"] for row in rows.values()] == sorted(row["start"] for row in rows.values())
+    edited = rows["c00001-s002"]
+    assert edited["text"] == "corrected words" and edited["flag"] is True
+    assert edited["edited"] == ["text", "confidence_flag"]
+    assert rows["c00001-s001"]["edited"] == [] and rows["c00001-s001"]["flag"] is False
+    # The small shared state travels as traits.
+    assert review.grid.completed_chunks == [0, 1, 2]
+    assert set(SPEAKERS) <= set(review.grid.speakers)
+    assert review.grid.characters[:3] == ["Morgan", "Duncan", "Flint"]
+    review.close()
+
+
+def test_a_long_session_sends_the_rows_shown_first_then_all(session: Session) -> None:
+    session.add_segments(make_segments(session.session_id, range(3, 103), 5))  # 515 segments, still running
+    review, grid, _ = open_review(session)
+    from_browser(review, kind="snapshot_request", view="view-1")
+    settle(review)
+    preview, full = grid.kinds("snapshot")
+    assert preview["partial"] and preview["total"] == full["total"] == 515 and not full.get("partial")
+    assert [row[0] for row in preview["rows"]] == [row[0] for row in full["rows"][-PREVIEW_ROWS:]]  # the newest
+    review.close()
+
+
+def test_many_live_events_become_few_messages(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    segments = make_segments(session.session_id, range(3, 53), 20)  # 1,000 new segments
+    session.add_segments(segments)
+    events = session.events.emit_segments(SEGMENTS, segments, stage="transcribe", status=TRANSCRIBED)
+    assert len(events) == 50
+    settle(review, delivered=len(events))
+    appends = grid.kinds("append")
+    assert 1 <= len(appends) <= 5, f"{len(events)} events were sent as {len(appends)} messages"
+    appended = rows_of(appends)
+    assert len(appended) == len({row["id"] for row in appended}) == 1000
+    assert not grid.kinds("patch", "snapshot")
+    review.close()
+
+
+def test_patches_carry_changed_rows_and_appends_carry_new_ones(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    changed = [s for s in session.segment_list() if s.chunk_id == 1][:3]
+    for segment in changed:
+        segment.speaker_id = "Riley"
+    new = make_segments(session.session_id, range(3, 4), 2)
+    session.add_segments(new)
+    sent = session.events.emit_segments(UPDATE, changed, stage="diarize", chunk_id=1, status="diarized")
+    sent += session.events.emit_segments(SEGMENTS, list(reversed(new)), stage="transcribe", chunk_id=3)
+    sent.append(session.events.emit(CHUNK_COMPLETED, chunk_id=3, position=80.0))
+    settle(review, delivered=len(sent))
+    patched = rows_of(grid.kinds("patch"))
+    assert {row["id"] for row in patched} == {s.segment_id for s in changed}
+    assert all(row["speaker"] == "Riley" for row in patched)
+    appended = rows_of(grid.kinds("append"))
+    assert [row["id"] for row in appended] == ["c00003-s000", "c00003-s001"]  # in time order
+    assert appended[0]["text"] == "line 0 of chunk 3" and appended[0]["chunk"] == 3
+    assert review.grid.completed_chunks == [0, 1, 2, 3]
+    assert review.grid.position == 80.0
+    review.close()
+
+
+def test_events_already_in_the_snapshot_are_not_sent_again(session: Session) -> None:
+    review, _, _ = open_review(session)
+    seeded = review._seeded_seq
+    stale = livereview.LiveEvent(session.session_id, seeded, STAGE_STARTED, stage="run", position=999.0)
+    review._queue.put(("event", stale))
+    settle(review)
+    assert review.grid.position < 999.0
+    review.close()
+
+
+def test_browser_edit_reaches_the_store_and_the_grid(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    from_browser(review, kind="edit", request="r1", id="c00000-s001", field="text", value="Hello there", reason="typo")
+    settle(review, delivered=1)
+    current = session.overrides().set_index(["segment_id", "field"])
+    assert current.loc[("c00000-s001", "text"), "value"] == "Hello there"
+    assert current.loc[("c00000-s001", "text"), "user"] == "ana"
+    assert session.override_log()["reason"].tolist() == ["typo"]
+    (result,) = grid.kinds("result")
+    assert result["ok"] and result["request"] == "r1" and result["batch_id"]
+    (row,) = rows_of([result])
+    assert row["text"] == "Hello there" and row["edited"] == ["text"]
+    wait_until(lambda: any(r["id"] == "c00000-s001" for r in rows_of(grid.kinds("patch"))))
+    review.close()
+
+
+def test_store_errors_are_shown_in_the_widget(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    session.add_segments(make_segments(session.session_id, range(3, 4), 1))  # chunk 3 still running
+    from_browser(review, kind="edit", request="r1", id="c00000-s001", field="speaker_id", value="Nobody")
+    settle(review)
+    assert "unknown speaker 'Nobody'" in grid.kinds("result")[-1]["error"]
+    assert review.grid.notice["level"] == "error" and "Nobody" in review.grid.notice["text"]
+    from_browser(review, kind="edit", request="r2", id="c00003-s000", field="text", value="too early")
+    settle(review)
+    assert "not completed" in review.grid.notice["text"]
+    # A new speaker is accepted when the operator says so.
+    from_browser(review, kind="edit", request="r3", id="c00000-s001", field="speaker_id", value="Jo", new_speaker=True)
+    settle(review)
+    assert grid.kinds("result")[-1]["ok"]
+    with pytest.raises(OverrideError, match="empty"):
+        review.edit("c00000-s002", text="   ")
+    settle(review)
+    assert "empty" in review.grid.notice["text"]
+    assert len(session.override_log()) == 1
+    review.close()
+
+
+def test_viewer_has_no_edit_rights_and_is_refused(session: Session) -> None:
+    review, grid, _ = open_review(session, role="viewer")
+    assert review.grid.can_edit is False and review.grid.role == "viewer"
+    from_browser(review, kind="edit", request="r1", id="c00000-s001", field="text", value="sneaky")
+    settle(review)
+    (result,) = grid.kinds("result")
+    assert not result["ok"] and result["error"].startswith("PermissionError") and "read-only" in result["error"]
+    assert result["rows"][0][FIELDS.index("text")] == "line 1 of chunk 0"  # the stored value, to revert the view
+    assert "read-only" in review.grid.notice["text"]
+    with pytest.raises(PermissionError):
+        review.edit("c00000-s001", text="sneaky")
+    assert session.override_log().empty
+    review.close()
+
+
+def test_batch_edit_asks_for_confirmation_and_undo_is_one_message(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    ids = ["c00000-s000", "c00000-s001", "c00000-s002"]
+    from_browser(review, kind="batch", request="b1", ids=ids, field="ic_ooc", value="OOC", confirm=False)
+    settle(review)
+    (asked,) = grid.kinds("result")
+    assert asked["needs_confirm"] and "confirm" in asked["message"]
+    assert session.override_log().empty
+    from_browser(review, kind="batch", request="b2", ids=ids, field="ic_ooc", value="OOC", confirm=True)
+    settle(review)
+    applied = grid.kinds("result")[-1]
+    assert applied["ok"] and applied["batch_id"]
+    assert set(session.view().loc[ids, "ic_ooc"]) == {"OOC"}
+    from_browser(review, kind="undo", request="u1")
+    settle(review)
+    assert grid.kinds("result")[-1]["batch_id"] == applied["batch_id"]
+    assert "undid batch" in review.grid.notice["text"]
+    assert session.view().loc[ids, "ic_ooc"].tolist() == ["OOC", "IC", "IC"]  # the model's values again
+    review.close()
+
+
+def test_brushed_range_filters_and_selects(session: Session) -> None:
+    review, _, _ = open_review(session)
+    review.timeline.brush.selected = np.array([21.0, 29.0])
+    settle(review)
+    assert review.selected_range == (21.0, 29.0)
+    expected = [s.segment_id for s in session.segment_list() if s.end > 21.0 and s.start < 29.0]
+    assert review.selected_segment_ids == expected and len(expected) == 3
+    from_browser(review, kind="clear_range")
+    settle(review)
+    assert review.selected_range is None
+    from_browser(review, kind="select", ids=["c00002-s004", "unknown-id"])
+    settle(review)
+    assert review.selected_segment_ids == ["c00002-s004"]
+    review.close()
+
+
+def test_playback_sends_only_the_clip_and_a_small_waveform(session: Session) -> None:
+    review, _, playback = open_review(session)
+    segment = session.segment_list()[6]  # chunk 1, 24.0-27.2 s
+    from_browser(review, kind="play", id=segment.segment_id)
+    settle(review)
+    (content, buffers) = playback.messages[-1]
+    assert content["kind"] == "clip" and content["id"] == segment.segment_id
+    assert (content["window_start"], content["window_end"]) == (20.0, 40.0)  # the segment's chunk
+    seconds = segment.end - segment.start
+    assert len(buffers[0]) == pytest.approx(44 + 2 * 16_000 * seconds, abs=4)
+    assert buffers[0][:4] == b"RIFF" and buffers[0][8:12] == b"WAVE"
+    assert len(buffers[1]) == WAVEFORM_BINS
+    recording_bytes = 2 * 16_000 * session.metadata["audio"]["duration"]
+    assert len(buffers[0]) + len(buffers[1]) < recording_bytes / 20
+    assert segment.text in review.playback.label
+    # A view that renders later asks for the clip again.
+    review._on_playback_message(review.playback, {"kind": "request"}, [])
+    settle(review)
+    assert playback.messages[-1][0]["id"] == segment.segment_id and len(playback.messages) == 2
+    review.close()
+
+
+def test_clip_payload_is_capped_for_long_segments() -> None:
+    assert len(wav_bytes(np.zeros(16_000 * 2, dtype=np.float32))) == 44 + 64_000
+    peaks = waveform_peaks(np.sin(np.linspace(0, 400, 50_000)).astype(np.float32))
+    assert peaks.dtype == np.uint8 and peaks.shape == (WAVEFORM_BINS,) and peaks.max() == 255
+    assert not waveform_peaks(np.zeros(0)).any()
+    assert MAX_CLIP_SECONDS * 2 * 16_000 < 1_000_000  # a clip stays under a megabyte
+
+
+def test_timeline_draws_a_four_hour_session_with_few_points() -> None:
+    segments = make_segments("long", range(720), 28)  # 20,160 segments over 4 hours
+    rows = [{"start": s.start, "end": s.end, "speaker": s.speaker_id, "ic_ooc": s.ic_ooc} for s in segments]
+    blocks = lane_blocks(rows, 720 * 20.0, bins=1500)
+    assert blocks.lanes == sorted(SPEAKERS)
+    assert blocks.blocks <= len(SPEAKERS) * 1500 and blocks.blocks < len(rows) / 3
+    assert sum(len(x) for x in blocks.x.values()) == 3 * blocks.blocks
+    assert np.isnan(blocks.y["IC"][::3]).all()  # a NaN point starts each block's stroke
+    # A short session keeps its turns apart: one block per segment here.
+    short = lane_blocks(rows[:6], 30.0, bins=1500)
+    assert short.blocks == 6 and short.lanes == sorted(SPEAKERS)
+    assert np.allclose(short.x["OOC"][1:3], [0.0, 0.5714], atol=0.03)  # the first segment, 0-0.57 s
+
+
+def test_review_of_a_directory_and_bad_roles(session: Session) -> None:
+    with pytest.raises(ValueError, match="unknown role 'owner'"):
+        livereview.review(session, user="ana", role="owner")
+    review = livereview.review(session.directory, user="ana", role="viewer")
+    assert review.session.session_id == session.session_id
+    review.close()
+    review = session.review(user="ana")
+    assert isinstance(review, ReviewWidget) and review.grid.can_edit
+    review.close()
