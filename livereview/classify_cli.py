@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from livereview.classify import CLASSIFICATION_COLUMNS, resolve_classifier
+from livereview.classify_training import numbered_json_lines
 from livereview.party import Party, load_party
 
 _REQUIRED = ("text", "speaker")
@@ -73,14 +74,7 @@ def read_transcript(path: Path) -> list[dict[str, Any]]:
         msg = f"transcript {path} not found"
         raise FileNotFoundError(msg)
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            msg = f"{path} line {number}: not JSON ({error.msg}); each line must be one JSON object"
-            raise ValueError(msg) from error
+    for number, record in numbered_json_lines(path):
         if not isinstance(record, dict):
             msg = f"{path} line {number}: expected a JSON object with 'text' and 'speaker', got {type(record).__name__}"
             raise ValueError(msg)

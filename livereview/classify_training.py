@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -112,6 +113,24 @@ def calibrated_head(x: np.ndarray, y: Sequence[str], groups: Sequence[str], *, f
 _REQUIRED_FIELDS = ("text", "speaker", "speaker_role", "ic_ooc", "segment_type", "scene", "order", "table", "split")
 
 
+def numbered_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for each non-blank line of a JSON-lines file.
+
+    Raises
+    ------
+    ValueError
+        On a line that is not JSON, naming the file and the line.
+    """
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            msg = f"{path} line {number}: not JSON ({error.msg}); each line must be one JSON object"
+            raise ValueError(msg) from error
+
+
 def load_training_data(path: str | Path = TRAINING_DATA) -> pd.DataFrame:
     """The labelled utterances, one row per line, with ``player`` and ``is_game_master`` added.
 
@@ -122,14 +141,7 @@ def load_training_data(path: str | Path = TRAINING_DATA) -> pd.DataFrame:
     """
     path = Path(path)
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            msg = f"{path} line {number}: not JSON ({error.msg})"
-            raise ValueError(msg) from error
+    for number, record in numbered_json_lines(path):
         missing = [f for f in _REQUIRED_FIELDS if f not in record]
         if missing or record["ic_ooc"] not in IC_OOC_LABELS or record["segment_type"] not in SEGMENT_TYPES:
             msg = (

@@ -391,18 +391,20 @@ class EventHub:
                 start.reason = f"events after seq {start.since} are no longer retained"
             else:
                 backlog = early + (backlog or [])
+        # counted before anything is sent: a client may leave as soon as it has what it asked for
         if backlog is None:
             client.resumed_from = "snapshot"
+            self.starts[client.resumed_from] += 1
             yield await self._resync(client, start.reason or "initial"), True
         else:
             client.resumed_from = "file" if start.file_range else "ring"
+            self.starts[client.resumed_from] += 1
             client.sent_seq = start.since or 0
             for seq, text in backlog:
                 if seq > client.sent_seq:
                     client.sent_seq = seq
                     client.delivered += 1
                     yield text, True
-        self.starts[client.resumed_from] += 1
         while True:
             if client.missed is not None and client.queue.empty() and not client.closed:
                 count, first, last = client.missed

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from harness import LabServer, NotebookPage, write_notebook
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -226,7 +227,7 @@ def test_speaker_label_batch_and_undo_through_the_dom(live: Live, browser_edit: 
     # A multi-row edit asks for confirmation, then one click undoes it.
     editor.locator(f".lr-row[data-id='{first}'] .lr-time").click()  # selects this row alone
     editor.locator(f".lr-row[data-id='{second}'] input.lr-select").check()
-    assert editor.locator(".lr-selected-count").inner_text() == "2 selected"
+    expect(editor.locator(".lr-selected-count")).to_have_text("2 selected")  # the count renders on the next frame
     editor.locator("select.lr-batch-field").select_option("confidence_flag")
     editor.locator("button.lr-apply").click()
     confirm = editor.locator(".lr-confirm")
