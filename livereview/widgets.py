@@ -194,6 +194,22 @@ class ReviewGrid(anywidget.AnyWidget):
     notice = t.Dict().tag(sync=True)
     #: Height of the scrolling rows area, in pixels.
     height = t.Int(420).tag(sync=True)
+    #: One line of run metrics for the status bar (real-time factor, events, drops).
+    metrics = t.Unicode("").tag(sync=True)
+    #: Degraded conditions to show as a banner (empty when all is well).
+    health = t.List(t.Unicode()).tag(sync=True)
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    """The status bar's summary of :meth:`Session.metrics`: speed, events and drops."""
+    run = metrics.get("events", {}).get("last_run", {})
+    factors = run.get("real_time_factors") or metrics.get("real_time_factors") or {}
+    total = factors.get("total", sum(factors.values()) if factors else None)
+    events = metrics.get("events", {})
+    parts = [f"real-time factor {total:.2f}"] if total else []
+    parts.append(f"{events.get('emitted') or 0} events ({events.get('per_second') or 0:.1f}/s)")
+    parts.append(f"{events.get('dropped') or 0} dropped")
+    return " · ".join(parts)
 
 
 class ReviewWidget(w.VBox):
@@ -634,6 +650,8 @@ class ReviewWidget(w.VBox):
                 ("completed_chunks", sorted(self._completed)),
                 ("speakers", speakers),
                 ("characters", characters),
+                ("metrics", metrics_line(self.session.metrics())),
+                ("health", [condition["message"] for condition in self.session.health()]),
             ):
                 if getattr(grid, name) != value:
                     setattr(grid, name, value)

@@ -353,3 +353,22 @@ def test_review_of_a_directory_and_bad_roles(session: Session) -> None:
     review = session.review(user="ana")
     assert isinstance(review, ReviewWidget) and review.grid.can_edit
     review.close()
+
+
+def test_status_bar_shows_metrics_and_a_degraded_banner(session: Session) -> None:
+    from livereview.health import clear_degraded, report_degraded
+
+    review, _, _ = open_review(session)
+    assert "events" in review.grid.metrics and "dropped" in review.grid.metrics
+    assert review.grid.health == []
+    report_degraded("model:test", "the classifier fell back to keywords")
+    try:
+        review._meta_dirty = True
+        review.flush()
+        assert review.grid.health == ["the classifier fell back to keywords"]
+    finally:
+        clear_degraded("model:test")
+    review._meta_dirty = True
+    review.flush()
+    assert review.grid.health == []
+    review.close()

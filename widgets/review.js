@@ -92,6 +92,7 @@ function render({ model, el }) {
 
   // -- layout ----------------------------------------------------------------------------------
   const status = h("div", { class: "lr-status" });
+  const healthBanner = h("div", { class: "lr-health", role: "alert" });
   const notice = h("div", { class: "lr-notice", hidden: true });
   const search = h("input", {
     class: "lr-search",
@@ -173,7 +174,7 @@ function render({ model, el }) {
       "data-view": viewId,
       "data-session": model.get("session_id"),
     },
-    [status, notice, filters, toolbar, confirmPanel, charList, speakerList, header, viewport, empty],
+    [status, healthBanner, notice, filters, toolbar, confirmPanel, charList, speakerList, header, viewport, empty],
   );
   el.append(root);
   const slots = [];
@@ -410,7 +411,11 @@ function render({ model, el }) {
           `${state.partial ? " (loading)" : ""} · ` +
           `${state.completed.size} chunks final · ${who}`,
       ),
+      h("span", { class: "lr-metrics", text: model.get("metrics") ? ` · ${model.get("metrics")}` : "" }),
     );
+    const problems = model.get("health");
+    healthBanner.hidden = problems.length === 0;
+    healthBanner.replaceChildren(...problems.map((text) => h("div", { text: `Degraded: ${text}` })));
     const range = model.get("time_range");
     rangeChip.hidden = range.length !== 2;
     if (range.length === 2) rangeChip.textContent = `range ${clock(range[0])}–${clock(range[1])} ✕`;
@@ -721,7 +726,7 @@ function render({ model, el }) {
   model.on("change:speakers", onLists);
   model.on("change:time_range", onRange);
   model.on("change:notice", showNotice);
-  for (const name of ["status", "position", "duration", "can_edit"]) model.on(`change:${name}`, onStatus);
+  for (const name of ["status", "position", "duration", "can_edit", "metrics", "health"]) model.on(`change:${name}`, onStatus);
   model.on("change:height", onHeight);
   viewport.addEventListener("scroll", () => {
     state.follow = viewport.scrollTop + viewport.clientHeight >= viewport.scrollHeight - ROW_HEIGHT;
@@ -744,7 +749,7 @@ function render({ model, el }) {
     model.off("change:speakers", onLists);
     model.off("change:time_range", onRange);
     model.off("change:notice", showNotice);
-    for (const name of ["status", "position", "duration", "can_edit"]) model.off(`change:${name}`, onStatus);
+    for (const name of ["status", "position", "duration", "can_edit", "metrics", "health"]) model.off(`change:${name}`, onStatus);
     model.off("change:height", onHeight);
   };
 }
