@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from livereview.audio import AudioError
 from livereview.classify_cli import add_classify_command
+from livereview.rerun_cli import add_rerun_command
+from livereview.rerun_log import RerunError
 
 if TYPE_CHECKING:
     import livereview
@@ -203,6 +205,7 @@ COMMANDS = (
     add_undo_command,
     add_serve_command,
     add_classify_command,
+    add_rerun_command,
 )
 
 
@@ -223,6 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (FileNotFoundError, IsADirectoryError, FileExistsError, AudioError, ValueError, PermissionError) as error:
+    except (
+        FileNotFoundError,
+        IsADirectoryError,
+        FileExistsError,
+        AudioError,
+        ValueError,
+        PermissionError,
+        RerunError,
+    ) as error:
         print(f"livereview {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -386,6 +386,69 @@ def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int,
     return {chunk_id: chunk.speakers for chunk_id, chunk in relabelled.items()}
 
 
+def shared_speech(
+    turns: list[tuple[float, float, str]], others: list[tuple[float, float, str]]
+) -> dict[str, dict[str, float]]:
+    """Seconds each label of ``turns`` shares with each label of ``others``."""
+    shared: dict[str, dict[str, float]] = {label: {} for _, _, label in turns}
+    for start, end, label in turns:
+        for other_start, other_end, other in others:
+            seconds = min(end, other_end) - max(start, other_start)
+            if seconds > 0:
+                shared[label][other] = shared[label].get(other, 0.0) + seconds
+    return shared
+
+
+def name_speakers(
+    turns: list[tuple[float, float, str]],
+    previous: list[tuple[float, float, str]],
+    anchors: list[tuple[float, float, str]],
+    taken: set[str],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Name the speakers of a new diarization of a span, keeping what was known about it.
+
+    Parameters
+    ----------
+    turns : list of (start, end, label)
+        The new diarization, with its own labels.
+    previous : list of (start, end, speaker)
+        The span's earlier turns, with session speakers.
+    anchors : list of (start, end, speaker)
+        Spans an operator said who spoke (speaker corrections).
+    taken : set of str
+        Every speaker name in use in the session (new names avoid them).
+
+    Returns
+    -------
+    names : dict
+        New label -> speaker. A label holding anchored speech takes the anchor's speaker
+        (most anchored seconds); the others take the earlier speaker they share the most
+        speech with (one label each, by duration), else a new ``SPEAKER_NN``.
+    inherited : dict
+        New label -> the earlier speaker it shares the most speech with (for carrying a
+        speaker mapping over to new names).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    by_anchor, by_previous = shared_speech(turns, anchors), shared_speech(turns, previous)
+    labels = sorted(by_previous)
+    names = {label: max(sorted(by_anchor[label]), key=by_anchor[label].get) for label in labels if by_anchor[label]}
+    free = [label for label in labels if label not in names]
+    olds = sorted({speaker for _, _, speaker in previous} - set(names.values()))
+    if free and olds:
+        overlap = np.array([[by_previous[label].get(old, 0.0) for old in olds] for label in free])
+        for row, col in zip(*linear_sum_assignment(-overlap), strict=True):
+            if overlap[row, col] > 0:
+                names[free[row]] = olds[col]
+    used = set(taken) | set(names.values())
+    fresh = (f"SPEAKER_{n:02d}" for n in range(10_000) if f"SPEAKER_{n:02d}" not in used)
+    names |= {label: next(fresh) for label in labels if label not in names}
+    inherited = {
+        label: max(sorted(by_previous[label]), key=by_previous[label].get) for label in labels if by_previous[label]
+    }
+    return names, inherited
+
+
 def assign_speakers(segments: list[Segment], turns: list[tuple[float, float, str]], model_id: str) -> None:
     """Give each segment the speaker who covers most of its words, in place.
 
@@ -432,33 +495,52 @@ class Diarizer:
 
     def diarize(self, chunk: Chunk) -> ChunkSpeakers:
         """Find the speaker turns of ``chunk`` and name each turn's session speaker."""
-        import torch
-
-        turns: list[tuple[float, float, str]] = []
-        if chunk.speech and chunk.audio.size >= SAMPLE_RATE // 2:
-            waveform = torch.from_numpy(chunk.audio)[None]
-            file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": f"chunk{chunk.chunk_id}"}
-            limit = self.options.speaker_limit
-            output = self.pipeline(file, max_speakers=limit) if limit else self.pipeline(file)
+        turns = []
+        if chunk.speech:
             turns = [
-                (round(chunk.audio_start + turn.start, 3), round(chunk.audio_start + turn.end, 3), label)
-                for turn, _, label in output.speaker_diarization.itertracks(yield_label=True)
-                if chunk.owns(chunk.audio_start + turn.start, chunk.audio_start + turn.end)
+                turn
+                for turn in self.find_turns(chunk.audio, chunk.audio_start, uri=f"chunk{chunk.chunk_id}")
+                if chunk.owns(turn[0], turn[1])
             ]
-        embeddings = self.embed_turns(chunk, turns)
+        embeddings = self.embed_turns(chunk.audio, chunk.audio_start, turns)
         result = ChunkSpeakers(chunk.chunk_id, turns, embeddings)
         self.registry.link(result)
         return result
 
-    def embed_turns(self, chunk: Chunk, turns: list[tuple[float, float, str]]) -> np.ndarray:
-        """One speaker embedding per turn, from the turn's own audio; NaN rows for short turns."""
+    def find_turns(
+        self, audio: np.ndarray, offset: float, *, uri: str, num_speakers: int | None = None
+    ) -> list[tuple[float, float, str]]:
+        """Speaker turns (start, end, the pipeline's own label) of ``audio``, which starts at ``offset`` s.
+
+        ``num_speakers`` fixes the number of speakers; otherwise the options' limit bounds it.
+        """
+        import torch
+
+        if audio.size < SAMPLE_RATE // 2:
+            return []
+        file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE, "uri": uri}
+        limit = self.options.speaker_limit
+        if num_speakers:
+            output = self.pipeline(file, num_speakers=num_speakers)
+        else:
+            output = self.pipeline(file, max_speakers=limit) if limit else self.pipeline(file)
+        return [
+            (round(offset + turn.start, 3), round(offset + turn.end, 3), label)
+            for turn, _, label in output.speaker_diarization.itertracks(yield_label=True)
+        ]
+
+    def embed_turns(self, audio: np.ndarray, offset: float, turns: list[tuple[float, float, str]]) -> np.ndarray:
+        """One speaker embedding per turn, from the turn's own audio; NaN rows for short turns.
+
+        ``audio`` starts at ``offset`` seconds of the recording.
+        """
         import torch
 
         embeddings = np.full((len(turns), self.embedding.dimension), np.nan, dtype=np.float32)
         for index, (start, end, _) in enumerate(turns):
-            first = max(round((start - chunk.audio_start) * SAMPLE_RATE), 0)
-            last = round((end - chunk.audio_start) * SAMPLE_RATE)
-            embeddings[index] = self.embedding(torch.from_numpy(chunk.audio[first:last])[None, None])[0]
+            first = max(round((start - offset) * SAMPLE_RATE), 0)
+            last = round((end - offset) * SAMPLE_RATE)
+            embeddings[index] = self.embedding(torch.from_numpy(audio[first:last])[None, None])[0]
         return embeddings
 
     def restore(self, chunks: list[ChunkSpeakers]) -> None:

@@ -17,6 +17,7 @@ Usage
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -76,6 +77,9 @@ _ANSWER_SHAPE = (
 #: Line that precedes the JSON list of segments to label in the user message.
 SEGMENTS_MARKER = "SEGMENTS TO LABEL (JSON):"
 CONTEXT_MARKER = "EARLIER LINES, CONTEXT ONLY (JSON):"
+EXAMPLES_MARKER = "LINES AN OPERATOR LABELLED IN THIS SESSION, FOLLOW THEM (JSON):"
+#: Most operator corrections sent with each request (the latest ones).
+MAX_EXAMPLES = 20
 _OOC_TYPES = ("MECHANICS", "TABLE_TALK")
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _SPEC = re.compile(r"^llm:(?P<url>https?://[^/\s:]+(?::\d+)?(?:/[^:\s]*)?):(?P<rest>[^\s]+)$")
@@ -123,6 +127,9 @@ class LLMClassifier:
     retry_after : float
         Seconds during which, once the server was found unavailable, calls go straight
         to the fallback instead of waiting for connection errors again.
+    examples : tuple of dict
+        Lines an operator labelled (``speaker``, ``role``, ``text``, ``ic_ooc``,
+        ``character``), sent with every request; see :meth:`with_corrections`.
     """
 
     base_url: str
@@ -137,6 +144,7 @@ class LLMClassifier:
     fallback: str | Classifier | None = None
     json_mode: bool = True
     retry_after: float = 30.0
+    examples: tuple[dict[str, str], ...] = ()
     _unavailable_until: list[float] = field(default_factory=lambda: [0.0], init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -169,8 +177,23 @@ class LLMClassifier:
 
     @property
     def name(self) -> str:
-        """``llm:<model>:<prompt variant>``, written to the ``classifier`` column."""
-        return f"llm:{self.model}:{self.prompt_variant}"
+        """``llm:<model>:<prompt variant>[+Ncorrections]``, written to the ``classifier`` column."""
+        taught = f"+{len(self.examples)}corrections" if self.examples else ""
+        return f"llm:{self.model}:{self.prompt_variant}{taught}"
+
+    def with_corrections(self, examples: pd.DataFrame, party: Party | None = None) -> LLMClassifier:
+        """The same classifier, sending the operator's latest corrections as labelled examples.
+
+        ``examples`` has one corrected segment per row (``text``, ``player`` or
+        ``speaker_id``, ``is_game_master``, ``ic_ooc``, ``character_tag``; None where
+        not corrected), as :func:`livereview.reruns.correction_examples` builds it.
+        """
+        shown = []
+        for position in range(max(0, len(examples) - MAX_EXAMPLES), len(examples)):
+            row = examples.iloc[position]
+            labels = {"ic_ooc": row["ic_ooc"], "character": row["character_tag"]}
+            shown.append(_line(examples, position, party) | {k: v for k, v in labels.items() if isinstance(v, str)})
+        return dataclasses.replace(self, examples=(*self.examples, *shown)[-MAX_EXAMPLES:])
 
     @property
     def spec(self) -> str:
@@ -252,6 +275,8 @@ class LLMClassifier:
                 for c in party.characters
             )
             parts.append(f"Game master: {party.game_master}. Player characters: {characters or 'none'}.")
+        if self.examples:
+            parts += [EXAMPLES_MARKER, json.dumps(list(self.examples), ensure_ascii=False)]
         if context:
             parts += [CONTEXT_MARKER, json.dumps(context, ensure_ascii=False)]
         parts += [SEGMENTS_MARKER, json.dumps(lines, ensure_ascii=False)]

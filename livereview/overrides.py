@@ -318,7 +318,7 @@ class OverrideStore:
         str or None
             The ``batch_id`` undone, or None when ``user`` has nothing left to undo.
         """
-        _check_writer(user, role, f"undo the last batch of {user!r}")
+        check_writer(user, role, f"undo the last batch of {user!r}")
         with self._exclusive() as fd:
             stack = self._open_batches.get(user)
             if not stack:
@@ -454,7 +454,7 @@ class OverrideStore:
         allow_new_speaker: bool,
         confirm: bool,
     ) -> list[OverrideRecord]:
-        _check_writer(user, role, what)
+        check_writer(user, role, what)
         with self._exclusive() as fd:
             ctx = self._context()
             changes = _validated(changes, ctx, allow_new_speaker)
@@ -717,7 +717,7 @@ def _base_value(segments: pd.DataFrame, segment_id: str, name: str) -> Any:
     return _plain(segments.at[segment_id, name])
 
 
-def _check_writer(user: str, role: str, what: str) -> None:
+def check_writer(user: str, role: str, what: str) -> None:
     if role not in ROLES:
         msg = f"cannot {what}: unknown role {role!r}; use one of {ROLES}"
         raise OverrideError(msg)

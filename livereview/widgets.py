@@ -15,7 +15,11 @@
   filters the grid and selects its segments (:attr:`ReviewWidget.selected_segment_ids`,
   :attr:`ReviewWidget.selected_range`);
 - **playback** (:class:`livereview.playback.Playback`) plays the clicked segment and
-  draws the waveform of its chunk; only the clip is decoded and sent.
+  draws the waveform of its chunk; only the clip is decoded and sent;
+- **reruns**: the toolbar's "Reclassify selected" and "Re-diarize selected" buttons
+  (:meth:`ReviewWidget.rerun` from Python) rerun the selected rows, else the brushed
+  time range, on a thread of their own; the new values arrive as live events and
+  update just those rows.
 
 Threading: live events reach the session's emitter thread for this widget, which only
 puts them into a queue. ONE updater thread owns everything sent to the browser: it
@@ -49,14 +53,24 @@ import ipywidgets as w
 import pandas as pd
 import traitlets as t
 
-from livereview.events import CHUNK_COMPLETED, ERROR, STAGE_STARTED, SUMMARY, LiveEvent, SegmentPayload
+from livereview.events import (
+    CHUNK_COMPLETED,
+    ERROR,
+    STAGE_COMPLETED,
+    STAGE_STARTED,
+    SUMMARY,
+    LiveEvent,
+    SegmentPayload,
+)
 from livereview.overrides import OVERRIDABLE_FIELDS, ROLES, VIEWER, WRITE_ROLES, ConfirmationRequiredError
 from livereview.playback import Playback, load_segment_clip
+from livereview.rerun_log import RERUN_KINDS
 from livereview.static import path as static_path
 from livereview.timeline import LABEL_COLORS, Timeline
 
 if TYPE_CHECKING:
     from livereview.events import Subscription
+    from livereview.rerun_log import Rerun
     from livereview.segments import Segment
     from livereview.session import Session
 
@@ -353,6 +367,16 @@ class ReviewWidget(w.VBox):
         """Revert this user's last applied batch; its id, or None when there is nothing to undo."""
         return self._write(None, [], self._undo, raise_errors=True)
 
+    def rerun(self, kind: str, **options: Any) -> Rerun | None:
+        """Rerun the selected rows (else the brushed time range), as the toolbar's buttons do.
+
+        ``kind`` is ``"reclassify"`` or ``"rediarize"``; ``options`` go to
+        :meth:`Session.reclassify` or :meth:`Session.rediarize` (``classifier=``,
+        ``num_speakers=``…). The new values reach the rows as live events; the outcome
+        shows as a notice. Errors are raised as well.
+        """
+        return self._rerun(kind, options, raise_errors=True)
+
     def refresh(self) -> None:
         """Re-read the session and send every view a fresh snapshot."""
         self._queue.put(("resync", True))
@@ -392,6 +416,8 @@ class ReviewWidget(w.VBox):
             self._browser_batch(request, content)
         elif kind == "undo":
             self._write(request, [], self._undo)
+        elif kind == "rerun":  # minutes of work: never on the kernel's main thread
+            threading.Thread(target=self._rerun, args=(str(content.get("rerun")), {}), daemon=True).start()
         elif kind == "play":
             self._queue.put(("play", str(content.get("id"))))
         elif kind == "select":
@@ -446,6 +472,25 @@ class ReviewWidget(w.VBox):
 
     def _undo(self) -> str | None:
         return self.session.undo_last_batch(self.user, role=self.role)
+
+    def _rerun(self, kind: str, options: dict[str, Any], *, raise_errors: bool = False) -> Rerun | None:
+        ids, span = self.selected_segment_ids, self.selected_range
+        try:
+            if kind not in RERUN_KINDS:
+                msg = f"unknown rerun {kind!r}; use one of {RERUN_KINDS}"
+                raise ValueError(msg)
+            if not ids and span is None:
+                msg = f"nothing to {kind}: select rows or brush a time range on the timeline first"
+                raise ValueError(msg)
+            selection = {"selection": ids} if ids else {"time": span}
+            run = getattr(self.session, kind)
+            rerun = run(**selection, user=self.user, role=self.role, progress=False, **options)
+        except Exception as error:
+            self._queue.put(("notice", ("error", f"{kind} failed, nothing changed: {type(error).__name__}: {error}")))
+            if raise_errors:
+                raise
+            return None
+        return rerun
 
     def _write(self, request: Any, ids: list[str], action: Callable[[], Any], *, raise_errors: bool = False) -> Any:
         """Run one store write, then hand its outcome to the updater; errors are always shown."""
@@ -591,6 +636,10 @@ class ReviewWidget(w.VBox):
         elif event.kind == SUMMARY and event.stage == "run":
             self._status = event.status or "complete"
             self._position = self._duration
+        elif event.stage == "rerun" and event.kind in (STAGE_STARTED, STAGE_COMPLETED, ERROR):
+            level = "error" if event.kind == ERROR else "info"
+            self._set_notice(level, f"{event.message}…" if event.kind == STAGE_STARTED else event.message)
+            return  # a rerun leaves the run's status as it is
         elif event.kind == ERROR:
             self._status = "failed"
             self._set_notice("error", f"the run failed: {event.message}")

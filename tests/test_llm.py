@@ -14,12 +14,14 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 import uvicorn
+from live_helpers import make_session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from livereview.llm import (
+    EXAMPLES_MARKER,
     PROMPT_VARIANTS,
     SEGMENTS_MARKER,
     LLMAnswerError,
@@ -257,3 +259,31 @@ def test_answer_parsing_and_validation() -> None:
         validate_item({"ic_ooc": "IC", "segment_type": "MECHANICS", "confidence": "0.9"})
     with pytest.raises(LLMAnswerError, match="segment_type 'BANTER' is not one of"):
         validate_item({"ic_ooc": "OOC", "segment_type": "BANTER"})
+
+
+def test_corrections_are_sent_as_labelled_examples(app: Starlette) -> None:
+    corrections = frame(ROWS[3:5]).assign(ic_ooc=["OOC", None], character_tag=[None, ""])
+    taught = client(app, "echo").with_corrections(corrections, PARTY)
+    result = taught(frame(ROWS[:2]), PARTY)
+    assert (result["classifier"] == "llm:echo:default+2corrections").all()
+    user = app.state.requests[0]["body"]["messages"][1]["content"]
+    shown = json.loads(user.split(EXAMPLES_MARKER, 1)[1].split("\n", 2)[1])
+    assert shown == [
+        {"speaker": "Sam", "role": "player", "text": "I rolled a nine on perception.", "ic_ooc": "OOC"},
+        {"speaker": "Alex", "role": "player", "text": "Is the pizza here yet?", "character": ""},
+    ]
+
+
+def test_a_rerun_with_a_prompt_variant_learns_from_corrections(app: Starlette, tmp_path, sample) -> None:
+    session = make_session(sample["audio"], tmp_path)
+    session.set_override("c00000-s001", user="ana", ic_ooc="OOC", reason="dice talk")
+    spec = f"llm:{app.state.url}:echo"
+    rerun = session.reclassify(chunks=[0], user="ana", classifier=spec, variant="terse", progress=False)
+    assert rerun.record["model"] == "llm:echo:terse+1corrections" and rerun.record["variant"] == "terse"
+    assert rerun.record["parameters"]["corrections"] == 1
+    assert app.state.requests and all(
+        EXAMPLES_MARKER in request["body"]["messages"][1]["content"] for request in app.state.requests
+    )
+    assert app.state.requests[0]["body"]["messages"][0]["content"] == PROMPT_VARIANTS["terse"]
+    assert set(session.segments["classifier"]) == {"llm:echo:terse+1corrections"}
+    session.close()

@@ -372,3 +372,35 @@ def test_status_bar_shows_metrics_and_a_degraded_banner(session: Session) -> Non
     review.flush()
     assert review.grid.health == []
     review.close()
+
+
+def test_rerun_actions_rerun_the_selection_and_patch_only_those_rows(session: Session) -> None:
+    session.mark("complete")
+    review, grid, _ = open_review(session)
+    from_browser(review, kind="rerun", rerun="reclassify", request="x1")  # nothing selected yet
+    wait_until(lambda: "nothing to reclassify" in (review.grid.notice or {}).get("text", ""))
+    assert session.rerun_history().empty
+
+    chosen = ["c00001-s000", "c00001-s001", "c00001-s002"]
+    from_browser(review, kind="select", ids=chosen)
+    settle(review)
+    patches = len(grid.kinds("patch"))
+    rerun = review.rerun("reclassify", classifier="keywords")
+    assert rerun.segment_ids == chosen
+    wait_until(lambda: "reclassify r0001: 3 of 3 segments changed" in review.grid.notice["text"])
+    review.flush()
+    patched = {row["id"] for row in rows_of(grid.kinds("patch")[patches:])}
+    assert patched == set(chosen)
+    assert set(session.segments.loc[chosen, "classifier"]) == {"keywords-0.2"}
+
+    # The toolbar button: the brushed range this time, on a thread of its own.
+    from_browser(review, kind="select", ids=[])
+    review.timeline.brush.selected = np.array([41.0, 49.0])
+    settle(review)
+    from_browser(review, kind="rerun", rerun="reclassify", request="x2")
+    wait_until(lambda: len(session.rerun_history()) == 2, timeout=120)
+    second = session.rerun("r0002")
+    assert second.segment_ids == review.selected_segment_ids and second.record["parameters"]["selection"] == "ids"
+    with pytest.raises(ValueError, match="unknown rerun 'retranscribe'"):
+        review.rerun("retranscribe")
+    review.close()

@@ -148,10 +148,23 @@ function render({ model, el }) {
     text: "Undo last batch",
     onclick: () => model.send({ kind: "undo", request: nextRequest() }),
   });
+  // Reruns work on the selected rows, else on the time range brushed on the timeline.
+  const rerunButtons = [
+    ["reclassify", "Reclassify selected"],
+    ["rediarize", "Re-diarize selected"],
+  ].map(([rerun, text]) =>
+    h("button", {
+      class: `lr-rerun lr-rerun-${rerun} lr-edit-control`,
+      text,
+      title: `${rerun} the selected rows (or the brushed time range); only they change`,
+      onclick: () => model.send({ kind: "rerun", rerun, request: nextRequest() }),
+    }),
+  );
   // Viewers get no edit controls at all: the toolbar is only filled for editors.
   function syncToolbar() {
     if (!canEdit()) toolbar.replaceChildren();
-    else if (!toolbar.firstChild) toolbar.append(reason, selectedCount, batchField, batchValue, applyButton, undoButton);
+    else if (!toolbar.firstChild)
+      toolbar.append(reason, selectedCount, batchField, batchValue, applyButton, undoButton, ...rerunButtons);
     toolbar.hidden = !canEdit();
   }
   const confirmPanel = h("div", { class: "lr-confirm", hidden: true });
