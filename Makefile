@@ -33,7 +33,7 @@ test: setup
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest tests -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check livereview tests benchmarks

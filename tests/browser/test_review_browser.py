@@ -313,3 +313,21 @@ def test_viewer_sees_no_edit_controls_and_is_refused(live: Live) -> None:
     assert "read-only" in notice.inner_text()
     live.shot("8-viewer")
     assert live.errors == [], f"uncaught errors in the page: {live.errors}"
+
+
+def test_reclassify_button_reruns_the_selected_rows(live: Live) -> None:
+    editor = live.editor
+    editor.locator(".lr-status[data-status='complete']").wait_for(timeout=600_000)  # reruns need a finished run
+    editor.locator(".lr-viewport").evaluate("el => { el.scrollTop = 0; }")
+    first, second = (editor.locator(".lr-row.lr-editable[data-id]").nth(i).get_attribute("data-id") for i in (3, 4))
+    editor.locator(f".lr-row[data-id='{first}'] .lr-time").click()
+    editor.locator(f".lr-row[data-id='{second}'] input.lr-select").check()
+    expect(editor.locator(".lr-selected-count")).to_have_text("2 selected")
+    editor.locator("button.lr-rerun-reclassify").click()
+    editor.locator(".lr-notice").get_by_text("reclassify r0001:").wait_for(timeout=120_000)
+    history = live.out / "demo-session" / "reruns" / "history.jsonl"
+    (record,) = map(json.loads, history.read_text(encoding="utf-8").splitlines())
+    assert record["kind"] == "reclassify" and record["user"] == "ana"
+    assert sorted(record["segment_ids"]) == sorted([first, second])
+    live.shot("9-rerun")
+    assert live.errors == [], f"uncaught errors in the page: {live.errors}"
