@@ -179,7 +179,7 @@ def run_pipeline(session: Session, *, progress: bool = True, models: Models | No
         )
         for chunk in chunks:
             speakers.append(_process_chunk(session, models, clock, chunk))
-            bar.update(round(chunk.end - bar.n, 1))
+            bar.n = round(chunk.end, 1)  # set, not added: sums of floats would show as 300.20000000000005
             bar.set_postfix(chunks=chunk.chunk_id + 1, segments=len(session.segment_list()))
         with clock.measure("global"):
             _global_pass(session, models, speakers)

@@ -82,7 +82,7 @@ def reclassify(
     variant: str | None = None,
     use_corrections: bool = True,
     role: str = EDITOR,
-    batch_size: int = 64,
+    batch_size: int = 256,
     progress: bool = True,
 ) -> Rerun:
     """Classify the selected segments again (IC/OOC, segment type, character tag).
@@ -139,7 +139,7 @@ def preview_reclassify(
     classifier: Any = None,
     variant: str | None = None,
     use_corrections: bool = True,
-    batch_size: int = 64,
+    batch_size: int = 256,
     progress: bool = True,
 ) -> pd.DataFrame:
     """What :func:`reclassify` would give, without changing anything: for experiments.
