@@ -449,6 +449,19 @@ def name_speakers(
     return names, inherited
 
 
+def carry_speaker_map(
+    mapping: dict[str, str], names: dict[str, str], inherited: dict[str, str], anchored: set[str]
+) -> dict[str, str]:
+    """The speaker mapping after :func:`name_speakers`: a new name takes the player of the
+    earlier speaker it shares the most speech with (operator-given names need none)."""
+    carried = dict(mapping)
+    for label, name in names.items():
+        earlier = inherited.get(label)
+        if name not in carried and name not in anchored and earlier in mapping:
+            carried[name] = mapping[earlier]
+    return carried
+
+
 def assign_speakers(segments: list[Segment], turns: list[tuple[float, float, str]], model_id: str) -> None:
     """Give each segment the speaker who covers most of its words, in place.
 

@@ -38,7 +38,15 @@ from tqdm.auto import tqdm
 from livereview import events
 from livereview.audio import load_clip
 from livereview.classify import CLASSIFICATION_COLUMNS, resolve_classifier
-from livereview.diarize import ChunkSpeakers, DiarizeOptions, Diarizer, assign_speakers, name_speakers, recluster
+from livereview.diarize import (
+    ChunkSpeakers,
+    DiarizeOptions,
+    Diarizer,
+    assign_speakers,
+    carry_speaker_map,
+    name_speakers,
+    recluster,
+)
 from livereview.overrides import EDITOR, check_writer
 from livereview.pipeline import classification_frame, classify_segments
 from livereview.rerun_log import RECLASSIFY, REDIARIZE, Rerun, RerunError, RerunLog
@@ -221,12 +229,8 @@ def rediarize(
             local = [(a, b, f"{rerun_id}/{label}") for a, b, label in turns]
             speakers = _replace_turns(session, start, end, local, embeddings, [names[t[2]] for t in turns])
             bar.update()
-        mapping = session.speaker_map
         anchored = {speaker for *_, speaker in anchors}
-        for label, name in names.items():
-            old = inherited.get(label)
-            if name not in mapping and name not in anchored and old in mapping:
-                mapping[name] = mapping[old]
+        mapping = carry_speaker_map(session.speaker_map, names, inherited, anchored)
         details = {"turns": len(turns), "speakers": {names[label]: inherited.get(label) for label in names}}
         return _Outcome(targets, diarizer.model_id, None, parameters | details, speakers, mapping)
 

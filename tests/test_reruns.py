@@ -16,6 +16,7 @@ from live_helpers import make_session
 import livereview
 from livereview.classify import CLASSIFICATION_COLUMNS
 from livereview.demo import demo_reference
+from livereview.diarize import carry_speaker_map, name_speakers
 from livereview.rerun_log import RerunError
 from livereview.reruns import RERUN_FIELDS
 from livereview.segments import SEGMENT_COLUMNS
@@ -294,6 +295,23 @@ def test_a_rerun_killed_midway_is_all_or_nothing(small, tmp_path, point) -> None
 
 
 # -- re-diarization ------------------------------------------------------------------------------
+
+
+def test_new_speakers_are_named_by_anchors_then_by_shared_speech() -> None:
+    previous = [(0.0, 10.0, "SPEAKER_00"), (10.0, 20.0, "SPEAKER_01"), (20.0, 30.0, "SPEAKER_00")]
+    turns = [
+        (0.0, 9.0, "A"),  # mostly SPEAKER_00's speech, and an operator said who it is
+        (10.0, 14.0, "B"),  # SPEAKER_01 split in two: the larger share keeps the name
+        (14.0, 20.0, "C"),
+        (20.0, 30.0, "D"),  # SPEAKER_00 again, now free: A took the operator's name
+    ]
+    anchors = [(2.0, 4.0, "Dana (headset)")]
+    names, inherited = name_speakers(turns, previous, anchors, taken={"SPEAKER_00", "SPEAKER_01", "SPEAKER_02"})
+    assert names == {"A": "Dana (headset)", "B": "SPEAKER_03", "C": "SPEAKER_01", "D": "SPEAKER_00"}
+    assert inherited == {"A": "SPEAKER_00", "B": "SPEAKER_01", "C": "SPEAKER_01", "D": "SPEAKER_00"}
+    mapping = carry_speaker_map({"SPEAKER_00": "Dana", "SPEAKER_01": "Riley"}, names, inherited, {"Dana (headset)"})
+    # the new SPEAKER_03 is still Riley; the operator's own name needs no mapping
+    assert mapping == {"SPEAKER_00": "Dana", "SPEAKER_01": "Riley", "SPEAKER_03": "Riley"}
 
 
 @pytest.mark.slow
