@@ -77,6 +77,21 @@ class Live:
     def override_log(self) -> Path:
         return self.out / "demo-session" / "overrides" / "overrides.jsonl"
 
+    def editable_rows_at_top(self, *positions: int) -> list[str]:
+        """Scroll the grid to its top and return the ids of the editable rows shown at ``positions``.
+
+        Rows are recycled DOM slots placed with ``translateY``, so their DOM order is not the
+        order shown: wait for the top row to be drawn, then read slots by their position.
+        """
+        self.editor.locator(".lr-viewport").evaluate("el => { el.scrollTop = 0; }")
+        self.editor.locator(".lr-row[data-id][style*='translateY(0px)']").wait_for(timeout=30_000)
+        editable = self.editor.locator(".lr-row.lr-editable[data-id]")
+        placed = editable.evaluate_all(
+            "rows => rows.map(r => [new DOMMatrix(getComputedStyle(r).transform).m42, r.dataset.id])"
+        )
+        ordered = [sid for _, sid in sorted(placed)]
+        return [ordered[position] for position in positions]
+
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(self.artifacts / f"browser-{name}.png"))
 
@@ -209,8 +224,7 @@ def test_edit_in_the_grid_reaches_the_override_log(live: Live, browser_edit: str
 
 def test_speaker_label_batch_and_undo_through_the_dom(live: Live, browser_edit: str) -> None:
     editor = live.editor
-    editor.locator(".lr-viewport").evaluate("el => { el.scrollTop = 0; }")
-    first, second = (editor.locator(".lr-row.lr-editable[data-id]").nth(i).get_attribute("data-id") for i in (1, 2))
+    first, second = live.editable_rows_at_top(1, 2)
     # A new speaker from the dropdown.
     editor.locator(f".lr-row[data-id='{first}'] [data-field='speaker_id']").click()
     editor.locator("select.lr-speaker-select").select_option(label="New speaker…")
@@ -318,8 +332,7 @@ def test_viewer_sees_no_edit_controls_and_is_refused(live: Live) -> None:
 def test_reclassify_button_reruns_the_selected_rows(live: Live) -> None:
     editor = live.editor
     editor.locator(".lr-status[data-status='complete']").wait_for(timeout=600_000)  # reruns need a finished run
-    editor.locator(".lr-viewport").evaluate("el => { el.scrollTop = 0; }")
-    first, second = (editor.locator(".lr-row.lr-editable[data-id]").nth(i).get_attribute("data-id") for i in (3, 4))
+    first, second = live.editable_rows_at_top(3, 4)
     editor.locator(f".lr-row[data-id='{first}'] .lr-time").click()
     editor.locator(f".lr-row[data-id='{second}'] input.lr-select").check()
     expect(editor.locator(".lr-selected-count")).to_have_text("2 selected")
