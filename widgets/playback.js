@@ -75,9 +75,12 @@ function render({ model, el }) {
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
   };
-  model.on("msg:custom", onCustom);
-  model.on("change:label", onLabel);
-  model.on("change:error", onError);
+  const listeners = [
+    ["msg:custom", onCustom],
+    ["change:label", onLabel],
+    ["change:error", onError],
+  ];
+  for (const [name, listener] of listeners) model.on(name, listener);
   audio.addEventListener("timeupdate", draw);
   audio.addEventListener("ended", draw);
   onLabel();
@@ -86,9 +89,7 @@ function render({ model, el }) {
   model.send({ kind: "request" });
 
   return () => {
-    model.off("msg:custom", onCustom);
-    model.off("change:label", onLabel);
-    model.off("change:error", onError);
+    for (const [name, listener] of listeners) model.off(name, listener);
     if (url) URL.revokeObjectURL(url);
   };
 }

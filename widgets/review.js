@@ -732,15 +732,19 @@ function render({ model, el }) {
   const onRange = () => refilter();
   const onStatus = () => schedule();
   const onHeight = () => (viewport.style.height = `${model.get("height")}px`);
-  model.on("msg:custom", onCustom);
-  model.on("change:selection", onSelection);
-  model.on("change:completed_chunks", onCompleted);
-  model.on("change:characters", onLists);
-  model.on("change:speakers", onLists);
-  model.on("change:time_range", onRange);
-  model.on("change:notice", showNotice);
-  for (const name of ["status", "position", "duration", "can_edit", "metrics", "health"]) model.on(`change:${name}`, onStatus);
-  model.on("change:height", onHeight);
+  // One table serves both subscribing here and unsubscribing when the view goes away.
+  const listeners = [
+    ["msg:custom", onCustom],
+    ["change:selection", onSelection],
+    ["change:completed_chunks", onCompleted],
+    ["change:characters", onLists],
+    ["change:speakers", onLists],
+    ["change:time_range", onRange],
+    ["change:notice", showNotice],
+    ...["status", "position", "duration", "can_edit", "metrics", "health"].map((name) => [`change:${name}`, onStatus]),
+    ["change:height", onHeight],
+  ];
+  for (const [name, listener] of listeners) model.on(name, listener);
   viewport.addEventListener("scroll", () => {
     state.follow = viewport.scrollTop + viewport.clientHeight >= viewport.scrollHeight - ROW_HEIGHT;
     schedule();
@@ -755,15 +759,7 @@ function render({ model, el }) {
 
   return () => {
     if (state.frame) cancelAnimationFrame(state.frame);
-    model.off("msg:custom", onCustom);
-    model.off("change:selection", onSelection);
-    model.off("change:completed_chunks", onCompleted);
-    model.off("change:characters", onLists);
-    model.off("change:speakers", onLists);
-    model.off("change:time_range", onRange);
-    model.off("change:notice", showNotice);
-    for (const name of ["status", "position", "duration", "can_edit", "metrics", "health"]) model.off(`change:${name}`, onStatus);
-    model.off("change:height", onHeight);
+    for (const [name, listener] of listeners) model.off(name, listener);
   };
 }
 
