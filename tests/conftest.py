@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
+from live_helpers import make_session
+
 import livereview
 from livereview.demo import demo_audio_path, demo_party_path, pyannote_sample_paths
 
@@ -18,6 +20,17 @@ from livereview.demo import demo_audio_path, demo_party_path, pyannote_sample_pa
 def sample() -> dict[str, Path]:
     """pyannote's 30 s two-speaker recording with its reference RTTM and STM."""
     return pyannote_sample_paths()
+
+
+@pytest.fixture
+def session(tmp_path: Path, sample: dict[str, Path]) -> livereview.Session:
+    """A complete session of six made-up segments on the sample recording (no models needed).
+
+    Modules that need another kind of session (tests/test_widgets.py) define their own.
+    """
+    session = make_session(sample["audio"], tmp_path)
+    yield session
+    session.close()
 
 
 @pytest.fixture(scope="session")

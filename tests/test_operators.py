@@ -16,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 import websockets
-from live_helpers import StreamRecorder, make_session, wait_until
+from live_helpers import StreamRecorder, wait_until
 
 import livereview
 from livereview.health import HealthBoard, clear_degraded, report_degraded
@@ -25,13 +25,6 @@ from livereview.overrides import ConfirmationRequiredError
 ANA_TOKEN = "ana-token-0123456789abc"
 VIEWER_EDIT = ("--user", "vic", "--role", "viewer", "--ic-ooc", "OOC")
 BO_TOKEN = "bo-token-0123456789abcd"
-
-
-@pytest.fixture
-def session(tmp_path, sample):
-    session = make_session(sample["audio"], tmp_path)
-    yield session
-    session.close()
 
 
 @pytest.fixture

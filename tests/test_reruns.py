@@ -11,7 +11,6 @@ import textwrap
 
 import pandas as pd
 import pytest
-from live_helpers import make_session
 
 import livereview
 from livereview.classify import CLASSIFICATION_COLUMNS
@@ -33,14 +32,6 @@ def demo_copy(demo_session, tmp_path) -> livereview.Session:
     session.close()
 
 
-@pytest.fixture
-def small(tmp_path, sample) -> livereview.Session:
-    """A complete session of six made-up segments (no models needed to build it)."""
-    session = make_session(sample["audio"], tmp_path)
-    yield session
-    session.close()
-
-
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(SEGMENT_COLUMNS)].astype(str)
 
@@ -57,8 +48,8 @@ def _reference_speaker(segments: pd.DataFrame) -> pd.Series:
 # -- selections ----------------------------------------------------------------------------------
 
 
-def test_every_form_of_selection(small) -> None:
-    spans = small.segment_spans()
+def test_every_form_of_selection(session) -> None:
+    spans = session.segment_spans()
     ids = spans.index.tolist()
     assert select_segments(spans, [ids[3], ids[1]]) == [ids[1], ids[3]]
     assert select_segments(spans, segments=(ids[1], ids[3])) == ids[1:4]
@@ -82,18 +73,18 @@ def test_every_form_of_selection(small) -> None:
         ({"selection": "c00000-s001"}, "cannot select with str"),
     ],
 )
-def test_bad_selections_are_refused_and_change_nothing(small, selection, message) -> None:
-    before = small.store.segments_path.read_bytes()
+def test_bad_selections_are_refused_and_change_nothing(session, selection, message) -> None:
+    before = session.store.segments_path.read_bytes()
     with pytest.raises(SelectionError, match=re.escape(message)):
-        small.reclassify(**selection, user="ana", classifier="keywords", progress=False)
-    assert small.store.segments_path.read_bytes() == before
-    assert small.rerun_history().empty
+        session.reclassify(**selection, user="ana", classifier="keywords", progress=False)
+    assert session.store.segments_path.read_bytes() == before
+    assert session.rerun_history().empty
 
 
-def test_a_mask_must_be_indexed_by_segment_ids(small) -> None:
+def test_a_mask_must_be_indexed_by_segment_ids(session) -> None:
     mask = pd.Series([True, False], index=["c00000-s000", "elsewhere"])
     with pytest.raises(SelectionError, match="ids this session does not have"):
-        small.reclassify(mask, user="ana", classifier="keywords", progress=False)
+        session.reclassify(mask, user="ana", classifier="keywords", progress=False)
 
 
 # -- reclassification ----------------------------------------------------------------------------
@@ -171,52 +162,52 @@ def test_reclassify_learns_from_the_operators_corrections(demo_copy) -> None:
     assert (demo_copy.view().loc[wrong, "ic_ooc"] == truth[wrong]).all()
 
 
-def test_the_view_shows_where_a_rerun_disagrees_with_an_override(small) -> None:
+def test_the_view_shows_where_a_rerun_disagrees_with_an_override(session) -> None:
     sid = "c00000-s002"
-    small.set_override(sid, user="ana", ic_ooc="OOC")  # keywords will call "line 2" something else
-    rerun = small.reclassify([sid, "c00000-s003"], user="ana", classifier="keywords", progress=False)
+    session.set_override(sid, user="ana", ic_ooc="OOC")  # keywords will call "line 2" something else
+    rerun = session.reclassify([sid, "c00000-s003"], user="ana", classifier="keywords", progress=False)
     value = rerun.record["changes"][sid]["after"]["ic_ooc"]
     assert value != "OOC"
-    found = small.disagreements()
+    found = session.disagreements()
     assert found.to_dict("records") == [
         {"segment_id": sid, "field": "ic_ooc", "override": "OOC", "rerun_value": value, "rerun_id": rerun.rerun_id}
     ]
-    view = small.view(show_disagreements=True)
+    view = session.view(show_disagreements=True)
     assert view.at[sid, "ic_ooc"] == "OOC" and view.at[sid, "disagreements"] == ("ic_ooc",)
     assert view.at["c00000-s003", "disagreements"] == ()
 
 
-def test_a_preview_changes_nothing_and_matches_the_rerun(small) -> None:
-    before = small.store.segments_path.read_bytes()
-    preview = small.preview_reclassify(classifier="keywords", progress=False)
-    assert small.store.segments_path.read_bytes() == before and small.rerun_history().empty
-    assert preview.index.tolist() == small.segment_spans().index.tolist()
-    small.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
-    after = small.segments[list(CLASSIFICATION_COLUMNS)]
+def test_a_preview_changes_nothing_and_matches_the_rerun(session) -> None:
+    before = session.store.segments_path.read_bytes()
+    preview = session.preview_reclassify(classifier="keywords", progress=False)
+    assert session.store.segments_path.read_bytes() == before and session.rerun_history().empty
+    assert preview.index.tolist() == session.segment_spans().index.tolist()
+    session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
+    after = session.segments[list(CLASSIFICATION_COLUMNS)]
     pd.testing.assert_frame_equal(preview, after, check_names=False)
 
 
-def test_variants_are_for_llm_classifiers_only(small) -> None:
+def test_variants_are_for_llm_classifiers_only(session) -> None:
     with pytest.raises(ValueError, match="has no prompt variants"):
-        small.reclassify(chunks=[0], user="ana", classifier="keywords", variant="terse", progress=False)
+        session.reclassify(chunks=[0], user="ana", classifier="keywords", variant="terse", progress=False)
 
 
-def test_viewers_cannot_rerun(small) -> None:
+def test_viewers_cannot_rerun(session) -> None:
     with pytest.raises(PermissionError, match="read-only"):
-        small.reclassify(chunks=[0], user="vic", role="viewer", classifier="keywords", progress=False)
+        session.reclassify(chunks=[0], user="vic", role="viewer", classifier="keywords", progress=False)
 
 
-def test_an_incomplete_session_cannot_be_rerun(small) -> None:
-    small.mark("running")
+def test_an_incomplete_session_cannot_be_rerun(session) -> None:
+    session.mark("running")
     with pytest.raises(RerunError, match="reruns change a completed session"):
-        small.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
+        session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
 
 
-def test_a_second_rerun_waits_for_the_first_one(small) -> None:
-    lock = small.rerun_log.lock()
+def test_a_second_rerun_waits_for_the_first_one(session) -> None:
+    lock = session.rerun_log.lock()
     try:
         with pytest.raises(RerunError, match="another rerun of this session is in progress"):
-            small.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
+            session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
     finally:
         lock.release()
 
@@ -224,10 +215,10 @@ def test_a_second_rerun_waits_for_the_first_one(small) -> None:
 # -- never half applied --------------------------------------------------------------------------
 
 
-def test_a_failing_rerun_changes_nothing(small) -> None:
+def test_a_failing_rerun_changes_nothing(session) -> None:
     recorder = livereview.RecordingSubscriber()
-    small.events.subscribe(recorder, name="recorder")
-    before = small.store.segments_path.read_bytes()
+    session.events.subscribe(recorder, name="recorder")
+    before = session.store.segments_path.read_bytes()
     calls = []
 
     def flaky(frame, party=None):
@@ -237,11 +228,11 @@ def test_a_failing_rerun_changes_nothing(small) -> None:
         return livereview.classify.keyword_classifier(frame, party)
 
     with pytest.raises(ConnectionError):
-        small.reclassify(chunks=[0], user="ana", classifier=flaky, batch_size=2, progress=False)
+        session.reclassify(chunks=[0], user="ana", classifier=flaky, batch_size=2, progress=False)
     assert len(calls) == 2  # the first batch was classified, and is not kept
-    assert small.store.segments_path.read_bytes() == before
-    assert small.rerun_history().empty and not small.rerun_log.pending_path.exists()
-    small.events.close()
+    assert session.store.segments_path.read_bytes() == before
+    assert session.rerun_history().empty and not session.rerun_log.pending_path.exists()
+    session.events.close()
     failed = [e for e in recorder.events if e.stage == "rerun" and e.kind == "error"]
     assert failed and "nothing changed" in failed[0].message
 
@@ -266,15 +257,15 @@ session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False
 
 
 @pytest.mark.parametrize("point", ["journal", "segments"])
-def test_a_rerun_killed_midway_is_all_or_nothing(small, tmp_path, point) -> None:
-    before = small.segments
-    expected = small.segments
-    small.close()
+def test_a_rerun_killed_midway_is_all_or_nothing(session, tmp_path, point) -> None:
+    before = session.segments
+    expected = session.segments
+    session.close()
     crashed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_CRASH), str(small.directory), point], capture_output=True, text=True
+        [sys.executable, "-c", textwrap.dedent(_CRASH), str(session.directory), point], capture_output=True, text=True
     )
     assert crashed.returncode == 9, crashed.stderr
-    reopened = livereview.open_session(small.directory)
+    reopened = livereview.open_session(session.directory)
     try:
         history = reopened.rerun_history()
         if point == "journal":  # nothing happened
@@ -362,9 +353,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "livereview", *args], capture_output=True, text=True, timeout=600)
 
 
-def test_rerun_from_the_command_line(small) -> None:
-    directory = str(small.directory)
-    small.close()
+def test_rerun_from_the_command_line(session) -> None:
+    directory = str(session.directory)
+    session.close()
     done = _cli(
         "rerun",
         directory,
@@ -396,9 +387,9 @@ def test_rerun_from_the_command_line(small) -> None:
         (["rediarize", "--time", "0:9", "--num-speakers", "0", "--user", "ana"], "num_speakers must be at least 1"),
     ],
 )
-def test_rerun_command_line_errors(small, args, message) -> None:
-    directory = str(small.directory)
-    small.close()
+def test_rerun_command_line_errors(session, args, message) -> None:
+    directory = str(session.directory)
+    session.close()
     done = _cli("rerun", directory, *args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 import websockets
-from live_helpers import StreamRecorder, emit_many, make_session, sse_messages, sse_read, wait_until, ws_read
+from live_helpers import StreamRecorder, emit_many, sse_messages, sse_read, wait_until, ws_read
 
 import livereview
 from livereview.events import SUMMARY, LiveEvent
@@ -23,13 +23,6 @@ from livereview.server import SNAPSHOT, is_loopback, load_tokens
 VIEWER_TOKEN = "viewer-token-0123456789"
 EDITOR_TOKEN = "editor-token-0123456789"
 OTHER_EDITOR_TOKEN = "editor-token-abcdefghij"
-
-
-@pytest.fixture
-def session(tmp_path, sample):
-    session = make_session(sample["audio"], tmp_path)
-    yield session
-    session.close()
 
 
 @pytest.fixture
