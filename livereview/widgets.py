@@ -320,18 +320,8 @@ class ReviewWidget(w.VBox):
         OverrideError
             The store refused the correction (see its message).
         """
-        return self._write(
-            None,
-            [segment_id],
-            lambda: self.session.set_override(
-                segment_id,
-                user=self.user,
-                role=self.role,
-                reason=reason,
-                allow_new_speaker=allow_new_speaker,
-                **fields,
-            ),
-            raise_errors=True,
+        return self._set_fields(
+            None, segment_id, fields, reason=reason, allow_new_speaker=allow_new_speaker, raise_errors=True
         )
 
     def apply(
@@ -348,19 +338,8 @@ class ReviewWidget(w.VBox):
         Without ``confirm=True`` nothing is written and the error says what would change.
         """
         ids = [str(i) for i in segment_ids]
-        frame = pd.DataFrame({name: [value] * len(ids) for name, value in fields.items()}, index=ids)
-        return self._write(
-            None,
-            ids,
-            lambda: self.session.apply_overrides(
-                frame,
-                user=self.user,
-                confirm=confirm,
-                reason=reason,
-                role=self.role,
-                allow_new_speaker=allow_new_speaker,
-            ),
-            raise_errors=True,
+        return self._apply_batch(
+            None, ids, fields, confirm=confirm, reason=reason, allow_new_speaker=allow_new_speaker, raise_errors=True
         )
 
     def undo(self) -> str | None:
@@ -436,17 +415,12 @@ class ReviewWidget(w.VBox):
         if name not in OVERRIDABLE_FIELDS:
             self._finish(request, [segment_id], error=f"cannot edit field {name!r}; use one of {OVERRIDABLE_FIELDS}")
             return
-        self._write(
+        self._set_fields(
             request,
-            [segment_id],
-            lambda: self.session.set_override(
-                segment_id,
-                user=self.user,
-                role=self.role,
-                reason=content.get("reason") or None,
-                allow_new_speaker=bool(content.get("new_speaker")),
-                **{name: content.get("value")},
-            ),
+            segment_id,
+            {name: content.get("value")},
+            reason=content.get("reason") or None,
+            allow_new_speaker=bool(content.get("new_speaker")),
         )
 
     def _browser_batch(self, request: Any, content: dict[str, Any]) -> None:
@@ -456,18 +430,65 @@ class ReviewWidget(w.VBox):
             error = f"cannot apply field {name!r} to {len(ids)} segments; select rows and one of {OVERRIDABLE_FIELDS}"
             self._finish(request, ids, error=error)
             return
-        frame = pd.DataFrame({name: [content.get("value")] * len(ids)}, index=ids)
-        self._write(
+        self._apply_batch(
+            request,
+            ids,
+            {name: content.get("value")},
+            confirm=bool(content.get("confirm")),
+            reason=content.get("reason") or None,
+            allow_new_speaker=bool(content.get("new_speaker")),
+        )
+
+    def _set_fields(
+        self,
+        request: Any,
+        segment_id: str,
+        fields: dict[str, Any],
+        *,
+        reason: str | None,
+        allow_new_speaker: bool,
+        raise_errors: bool = False,
+    ) -> Any:
+        """One correction, from Python or the browser, through :meth:`_write`."""
+        return self._write(
+            request,
+            [segment_id],
+            lambda: self.session.set_override(
+                segment_id,
+                user=self.user,
+                role=self.role,
+                reason=reason,
+                allow_new_speaker=allow_new_speaker,
+                **fields,
+            ),
+            raise_errors=raise_errors,
+        )
+
+    def _apply_batch(
+        self,
+        request: Any,
+        ids: list[str],
+        fields: dict[str, Any],
+        *,
+        confirm: bool,
+        reason: str | None,
+        allow_new_speaker: bool,
+        raise_errors: bool = False,
+    ) -> Any:
+        """One batch of the same ``fields`` on ``ids``, from Python or the browser, through :meth:`_write`."""
+        frame = pd.DataFrame({name: [value] * len(ids) for name, value in fields.items()}, index=ids)
+        return self._write(
             request,
             ids,
             lambda: self.session.apply_overrides(
                 frame,
                 user=self.user,
-                confirm=bool(content.get("confirm")),
-                reason=content.get("reason") or None,
+                confirm=confirm,
+                reason=reason,
                 role=self.role,
-                allow_new_speaker=bool(content.get("new_speaker")),
+                allow_new_speaker=allow_new_speaker,
             ),
+            raise_errors=raise_errors,
         )
 
     def _undo(self) -> str | None:
