@@ -322,7 +322,8 @@ def _rerun(
                 data={"rerun_id": rerun_id, "kind": kind},
             )
             raise
-        before = {s.segment_id: s for s in session.segment_list() if s.segment_id in set(ids)}
+        selected = set(ids)
+        before = {s.segment_id: s for s in session.segment_list() if s.segment_id in selected}
         record = {
             "rerun_id": rerun_id,
             "kind": kind,
