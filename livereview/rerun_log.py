@@ -138,10 +138,11 @@ class RerunLog:
         return [Rerun(record) for record in read_jsonl(self.history_path)]
 
     def get(self, rerun_id: str) -> Rerun:
-        for rerun in self.reruns():
+        reruns = self.reruns()
+        for rerun in reruns:
             if rerun.rerun_id == rerun_id:
                 return rerun
-        known = ", ".join(r.rerun_id for r in self.reruns()) or "none yet"
+        known = ", ".join(r.rerun_id for r in reruns) or "none yet"
         msg = f"no rerun {rerun_id!r} in this session (reruns: {known})"
         raise KeyError(msg)
 

@@ -393,3 +393,11 @@ def test_rerun_command_line_errors(session, args, message) -> None:
     done = _cli("rerun", directory, *args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unknown_rerun_id_names_the_ones_there_are(session) -> None:
+    with pytest.raises(KeyError, match="no rerun 'r0001' in this session \\(reruns: none yet\\)"):
+        session.rerun("r0001")
+    session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
+    with pytest.raises(KeyError, match="no rerun 'r0009' in this session \\(reruns: r0001\\)"):
+        session.rerun("r0009")
