@@ -1,0 +1,84 @@
+"""A session directory written by an earlier release opens, reads and exports the same.
+
+``tests/data/legacy-session/session`` was produced by a real run on pyannote's sample
+recording (one rerun, corrections and an undo, a speaker mapping); ``expected/`` holds
+what that release read back from it. Opening it must change nothing on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import livereview
+
+FIXTURE = Path(__file__).parent / "data" / "legacy-session"
+FORMATS = ("txt", "srt", "vtt", "json", "rttm")
+SELECTIONS = ("all", "ic", "ooc")
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Path:
+    copy = tmp_path / "legacy-sample"
+    shutil.copytree(FIXTURE / "session", copy)
+    return copy
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _expected_frame(name: str) -> pd.DataFrame:
+    return pd.read_json(FIXTURE / "expected" / name, orient="records")
+
+
+def test_a_legacy_session_opens_unchanged_with_its_results(legacy: Path) -> None:
+    before = _snapshot(legacy)
+    session = livereview.open_session(legacy)
+    try:
+        assert (session.session_id, session.status) == ("legacy-sample", "complete")
+        assert session.speaker_map == {"SPEAKER_00": "Alex", "SPEAKER_01": "Dana"}
+        view = session.view(show_base=True).drop(columns=["words"])
+        expected = _expected_frame("view.json")
+        assert list(view["segment_id"]) == list(expected["segment_id"])
+        for column in ("start", "end", "text", "speaker_id", "ic_ooc", "character_tag", "confidence_flag"):
+            assert view[column].tolist() == expected[column].tolist(), column
+        assert [list(v) for v in view["overridden"]] == expected["overridden"].tolist()
+        history = session.rerun_history()
+        assert history["rerun_id"].tolist() == _expected_frame("reruns.json")["rerun_id"].tolist() == ["r0001"]
+        assert session.rerun("r0001").changed_ids == session.rerun("r0001").segment_ids
+        overrides = session.overrides()
+        expected_overrides = _expected_frame("overrides.json")
+        assert overrides[["segment_id", "field", "user"]].values.tolist() == (
+            expected_overrides[["segment_id", "field", "user"]].values.tolist()
+        )
+        turns = session.diarization()
+        assert turns.round(3).values.tolist() == _expected_frame("diarization.json").round(3).values.tolist()
+    finally:
+        session.close()
+    after = _snapshot(legacy)
+    after.pop("overrides/overrides.jsonl.lock", None)
+    after.pop("reruns/.lock", None)
+    assert after == before
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_legacy_session_exports_byte_for_byte(legacy: Path, fmt: str, selection: str) -> None:
+    session = livereview.open_session(legacy)
+    try:
+        text = session.export_text(fmt, selection=selection)
+    finally:
+        session.close()
+    expected = (FIXTURE / "expected" / f"export-{selection}.{fmt}").read_text(encoding="utf-8")
+    if fmt == "json":  # the recording's path is where the session was made, not where it is read
+        document, reference = json.loads(text), json.loads(expected)
+        for metadata in (document["metadata"], reference["metadata"]):
+            metadata.pop("audio_path")
+        assert document == reference
+    else:
+        assert text == expected
