@@ -37,6 +37,7 @@ test-fast: setup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check livereview tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	for bench in benchmarks/bench_*.py; do $(PY) $$bench || exit 1; done

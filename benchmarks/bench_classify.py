@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from livereview.classify import NEEDS_ATTENTION_THRESHOLD, EmbeddingClassifier, resolve_classifier
-from livereview.classify_cli import read_transcript, transcript_frame
-from livereview.classify_training import load_training_data, table_parties
-from livereview.party import load_party
+from livereview.cli.classify import read_transcript, transcript_frame
+from livereview.core.party import load_party
+from livereview.stages.classify import NEEDS_ATTENTION_THRESHOLD, EmbeddingClassifier, resolve_classifier
+from livereview.stages.classify.training import load_training_data, table_parties
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "livereview" / "data" / "demo"
 CHUNK, CONTEXT = 20, 3

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from livereview.overrides import OVERRIDABLE_FIELDS, EditContext, OverrideStore
-from livereview.segments import IC_OOC_LABELS, segment_id_for, segments_to_frame
-from livereview.view import merged_view
+from livereview.core.segments import IC_OOC_LABELS, OVERRIDABLE_FIELDS, segment_id_for, segments_to_frame
+from livereview.review.view import merged_view
+from livereview.store.overrides import EditContext, OverrideStore
 
 SEGMENTS = 20_000
 OVERRIDES = 50_000

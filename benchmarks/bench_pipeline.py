@@ -16,9 +16,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import livereview
-from livereview import events
+from livereview.core import events
 from livereview.demo import demo_audio_path, pyannote_sample_paths
-from livereview.pipeline import Models, run_pipeline
+from livereview.stages.pipeline import Models, run_pipeline
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 

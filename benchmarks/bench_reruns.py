@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 import livereview
-from livereview.audio import SAMPLE_RATE, iter_audio
-from livereview.classify import default_classifier
-from livereview.classify_training import load_training_data
+from livereview.core.segments import CLASSIFIED, Segment, segment_id_for
 from livereview.demo import demo_audio_path, demo_party_path
-from livereview.diarize import ChunkSpeakers, Diarizer
-from livereview.segments import CLASSIFIED, Segment, segment_id_for
+from livereview.review.run import SessionSink
+from livereview.stages.audio import SAMPLE_RATE, iter_audio
+from livereview.stages.classify import default_classifier
+from livereview.stages.classify.training import load_training_data
+from livereview.stages.diarize import Diarizer
 
 SEGMENTS = 500
 PER_CHUNK = 20
@@ -59,13 +60,11 @@ def corpus_session(out_dir: Path) -> livereview.Session:
         )
         for index, row in enumerate(lines.itertuples())
     ]
-    session.add_segments(segments)
-    session.store.rewrite_segments(segments)
+    sink = SessionSink(session)
     for chunk in range(len(segments) // PER_CHUNK):
         record = {"chunk_id": chunk, "start": chunk * PER_CHUNK * 3.0, "end": (chunk + 1) * PER_CHUNK * 3.0}
-        session.store.commit_chunk(record, [], ChunkSpeakers(chunk, [], np.zeros((0, 192), np.float32), []))
-        session.complete_chunk(record)
-    session.mark("complete")
+        sink.commit_chunk(record, [s for s in segments if s.chunk_id == chunk])
+    sink.set_status("complete")
     return session
 
 

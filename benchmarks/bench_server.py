@@ -154,7 +154,7 @@ def server_cpu(handle: Any) -> float:
 def timed_run(audio: Path, options: Any, models: Any, clients: int, max_seconds: float) -> dict[str, Any]:
     """Process ``audio`` in a fresh directory, served to ``clients`` clients when non-zero."""
     import livereview
-    from livereview.pipeline import run_pipeline
+    from livereview.stages.pipeline import run_pipeline
 
     with tempfile.TemporaryDirectory() as out:
         session = livereview.Session.create(audio, out_dir=out, options=options)
@@ -234,7 +234,7 @@ def _walls(runs: list[dict[str, Any]]) -> str:
 def main() -> None:
     import livereview
     from livereview.demo import demo_audio_path, pyannote_sample_paths
-    from livereview.pipeline import Models
+    from livereview.stages.pipeline import Models
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients, half WebSocket, half SSE")

@@ -38,8 +38,10 @@ LIVE_RUN_LIMIT_S = 900.0
 
 SETUP = """import livereview
 from livereview.demo import demo_audio_path, demo_party_path
-from livereview.segments import CLASSIFIED, Segment, segment_id_for
-from livereview.session import RunOptions, Session
+from livereview.core.segments import CLASSIFIED, Segment, segment_id_for
+from livereview.core.options import RunOptions
+from livereview.review.run import SessionSink
+from livereview.review.session import Session
 
 WORDS = "the goblin drops its shield and Morgan raises her staff while Duncan rolls for initiative".split()
 big = Session.create(demo_audio_path(), out_dir={out!r}, session_id="four-hours",
@@ -55,9 +57,10 @@ for chunk in range(720):
             asr_confidence=0.9, speaker_id=("Dana", "Alex", "Sam", "Riley")[(chunk * 7 + index) // 3 % 4],
             speaker_confidence=0.8, ic_ooc="IC" if index % 4 else "OOC", ic_ooc_confidence=0.75,
             character_tag="Morgan" if index % 4 else "", status=CLASSIFIED))
-big.add_segments(segments)
+sink = SessionSink(big)
 for chunk in range(720):
-    big.complete_chunk({{"chunk_id": chunk, "start": chunk * 20.0, "end": chunk * 20.0 + 20.0}})
+    record = {{"chunk_id": chunk, "start": chunk * 20.0, "end": chunk * 20.0 + 20.0}}
+    sink.commit_chunk(record, segments[chunk * 28 : (chunk + 1) * 28])
 big.metadata["audio"]["duration"] = 720 * 20.0  # the synthetic rows span four hours
 print("READY", len(big.segment_list()))"""
 

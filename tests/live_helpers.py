@@ -14,8 +14,8 @@ import httpx
 import websockets
 
 import livereview
-from livereview.segments import CLASSIFIED, Segment
-from livereview.store import append_jsonl
+from livereview.core.segments import CLASSIFIED, Segment
+from livereview.review.run import SessionSink
 
 
 def make_session(audio: Path, out_dir: Path, *, segments: int = 6) -> livereview.Session:
@@ -36,9 +36,9 @@ def make_session(audio: Path, out_dir: Path, *, segments: int = 6) -> livereview
         )
         for index in range(segments)
     ]
-    append_jsonl(session.store.segments_path, [s.to_dict() for s in rows])
-    append_jsonl(session.store.chunks_path, [{"chunk_id": 0, "start": 0.0, "end": 30.0, "final": True}])
-    session.mark("complete")
+    sink = SessionSink(session)
+    sink.commit_chunk({"chunk_id": 0, "start": 0.0, "end": 30.0, "final": True}, rows)
+    sink.set_status("complete")
     session.close()
     return livereview.open_session(session.directory)
 

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from livereview.audio import SAMPLE_RATE, AudioError, iter_audio, load_clip, probe
+from livereview.stages.audio import SAMPLE_RATE, AudioError, iter_audio, load_clip, probe
 
 
 def _encode(source: Path, target: Path, codec: str, rate: int, layout: str) -> Path:

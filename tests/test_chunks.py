@@ -9,10 +9,11 @@ import jiwer
 import numpy as np
 import pytest
 
-from livereview.audio import SAMPLE_RATE, iter_audio, probe
-from livereview.chunks import ChunkOptions, chunk_audio
+from livereview.core.options import ChunkOptions
 from livereview.demo import demo_audio_path
-from livereview.transcribe import Transcriber
+from livereview.stages.audio import SAMPLE_RATE, iter_audio, probe
+from livereview.stages.chunks import chunk_audio
+from livereview.stages.transcribe import Transcriber
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from livereview.classify import (
+from livereview.core.party import Party
+from livereview.core.segments import IC_OOC_LABELS, SEGMENT_TYPES
+from livereview.data import make_tabletop_utterances
+from livereview.stages.classify import (
     CLASSIFICATION_COLUMNS,
     NEEDS_ATTENTION_THRESHOLD,
     EmbeddingClassifier,
@@ -23,12 +26,9 @@ from livereview.classify import (
     refit,
     resolve_classifier,
 )
-from livereview.classify_features import game_master_flags
-from livereview.classify_training import CACHE_DIR_VARIABLE, TRAINING_DATA, load_training_data, table_parties
-from livereview.data import make_tabletop_utterances
-from livereview.llm import LLMClassifier
-from livereview.party import Party
-from livereview.segments import IC_OOC_LABELS, SEGMENT_TYPES
+from livereview.stages.classify.features import game_master_flags
+from livereview.stages.classify.llm import LLMClassifier
+from livereview.stages.classify.training import CACHE_DIR_VARIABLE, TRAINING_DATA, load_training_data, table_parties
 
 # Measured on the held-out scenes (196 lines): IC/OOC accuracy 0.857, macro-F1 0.837;
 # segment type accuracy 0.801, macro-F1 0.800. The floors leave 5 to 10 lines of slack.

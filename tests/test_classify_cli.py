@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from livereview import cli
-from livereview.classify import CLASSIFICATION_COLUMNS
-from livereview.classify_cli import add_classify_command, transcript_frame
-from livereview.party import load_party
+from livereview.cli import commands as cli
+from livereview.cli.classify import add_classify_command, transcript_frame
+from livereview.core.party import load_party
+from livereview.stages.classify import CLASSIFICATION_COLUMNS
 
 PARTY = """\
 game_master: Dana

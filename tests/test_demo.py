@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from livereview import demo
-from livereview.segments import IC, IC_OOC_LABELS, MIXED, OOC, SEGMENT_TYPES
+from livereview.core.segments import IC, IC_OOC_LABELS, MIXED, OOC, SEGMENT_TYPES
 
 IN_CHARACTER_TYPES = {"DM_NARRATION", "NPC_DIALOGUE", "CHARACTER_SPEECH", "CHARACTER_ACTION"}
 

@@ -8,18 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livereview.events import (
-    EVENT_KINDS,
-    MAX_SEGMENTS_PER_EVENT,
-    SUMMARY,
-    EventEmitter,
-    JsonlEventLog,
-    LiveEvent,
-    RecordingSubscriber,
-    SegmentPayload,
-    read_event_log,
-)
-from livereview.segments import Segment
+from livereview.core.events import EVENT_KINDS, MAX_SEGMENTS_PER_EVENT, SUMMARY, LiveEvent, SegmentPayload
+from livereview.core.segments import Segment
+from livereview.live.emitter import EventEmitter, RecordingSubscriber
+from livereview.store.event_log import JsonlEventLog, read_event_log
 
 floats = st.floats(allow_nan=False, allow_infinity=False, width=64)
 optional_text = st.none() | st.text(max_size=30)

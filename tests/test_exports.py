@@ -10,18 +10,9 @@ import pandas as pd
 import pytest
 from pyannote.database.util import load_rttm
 
-from livereview.exports import (
-    EXPORTERS,
-    export,
-    to_json,
-    to_rttm,
-    to_srt,
-    to_txt,
-    to_vtt,
-    write_export,
-)
-from livereview.segments import Segment, Word, segments_to_frame
-from livereview.view import merged_view
+from livereview.core.segments import Segment, Word, segments_to_frame
+from livereview.review.exports import EXPORTERS, export, to_json, to_rttm, to_srt, to_txt, to_vtt, write_export
+from livereview.review.view import merged_view
 
 METADATA = {"session_id": "demo session", "audio_path": "demo.flac", "duration": 3730.0}
 
@@ -194,3 +185,11 @@ def test_bad_arguments_are_refused(frame: pd.DataFrame, arguments: dict, message
 def test_missing_columns_are_refused(frame: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match=r"lacks columns \['ic_ooc'\]"):
         to_txt(frame.drop(columns="ic_ooc"), METADATA)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "selection"), [("srt", "all"), ("vtt", "all"), ("rttm", "all"), ("txt", "all"), ("srt", "ooc")]
+)
+def test_exports_match_hand_checked_files_byte_for_byte(frame: pd.DataFrame, fmt: str, selection: str) -> None:
+    expected = Path(__file__).parent / "data" / "exports" / f"{selection}.{fmt}"
+    assert export(frame, METADATA, fmt, selection).encode("utf-8") == expected.read_bytes()

@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from livereview.llm import (
+from livereview.core.party import Party
+from livereview.stages.classify.llm import (
     EXAMPLES_MARKER,
     PROMPT_VARIANTS,
     SEGMENTS_MARKER,
@@ -29,7 +30,6 @@ from livereview.llm import (
     parse_answer,
     validate_item,
 )
-from livereview.party import Party
 
 PARTY = Party.from_dict(
     {"game_master": "Dana", "characters": [{"name": "Mira", "player": "Alex"}, {"name": "Brannoc", "player": "Sam"}]}
@@ -184,7 +184,7 @@ def test_transient_server_error_is_retried(app: Starlette) -> None:
 
 
 def test_garbage_answer_falls_back_with_a_warning(app: Starlette, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="livereview.llm"):
+    with caplog.at_level(logging.WARNING, logger="livereview.stages.classify.llm"):
         result = client(app, "garbage")(frame(), PARTY)
     assert (result["classifier"] == "keywords-0.2").all()
     assert result["ic_ooc"].isin(["IC", "OOC", "MIXED"]).all()
@@ -199,7 +199,7 @@ def test_rows_missing_from_the_answer_fall_back_alone(app: Starlette) -> None:
 
 def test_slow_server_times_out_and_falls_back(app: Starlette, caplog: pytest.LogCaptureFixture) -> None:
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="livereview.llm"):
+    with caplog.at_level(logging.WARNING, logger="livereview.stages.classify.llm"):
         result = client(app, "slow", timeout=0.3, retries=1, batch_size=2)(frame(), PARTY)
     assert time.monotonic() - started < 1.9  # two attempts, then the remaining batches skip the server
     assert (result["classifier"] == "keywords-0.2").all()
@@ -209,7 +209,7 @@ def test_slow_server_times_out_and_falls_back(app: Starlette, caplog: pytest.Log
 
 def test_absent_server_falls_back_to_the_default_classifier(caplog: pytest.LogCaptureFixture) -> None:
     absent = LLMClassifier(f"http://127.0.0.1:{free_port()}/v1", "llama3", retries=1, backoff=0.01, timeout=2.0)
-    with caplog.at_level(logging.WARNING, logger="livereview.llm"):
+    with caplog.at_level(logging.WARNING, logger="livereview.stages.classify.llm"):
         result = absent(frame(), PARTY)
     assert (result["classifier"] == "minilm-logreg-1.0").all()
     assert result.loc["c00001-s003", "ic_ooc"] == "OOC"
@@ -224,7 +224,7 @@ def test_an_absent_server_is_not_retried_on_every_call(caplog: pytest.LogCapture
     absent(frame(), PARTY)
     assert time.monotonic() - started >= 0.6  # two backoffs: 0.2 s, then 0.4 s
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="livereview.llm"):
+    with caplog.at_level(logging.INFO, logger="livereview.stages.classify.llm"):
         result = absent(frame(), PARTY)
     assert time.monotonic() - started < 0.2
     assert (result["classifier"] == "keywords-0.2").all()

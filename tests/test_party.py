@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from livereview.party import Character, Party, load_party
+from livereview.core.party import Character, Party, load_party
 
 GOOD = """\
 party: The Lantern Company

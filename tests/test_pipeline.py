@@ -13,8 +13,8 @@ from pyannote.database.util import load_rttm
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 import livereview
-from livereview import events
-from livereview.segments import SEGMENT_COLUMNS
+from livereview.core import events
+from livereview.core.segments import SEGMENT_COLUMNS
 
 pytestmark = pytest.mark.slow
 

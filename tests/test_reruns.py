@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 
 import livereview
-from livereview.classify import CLASSIFICATION_COLUMNS
+from livereview.core.segments import SEGMENT_COLUMNS
+from livereview.core.selection import SelectionError, select_segments
 from livereview.demo import demo_reference
-from livereview.diarize import carry_speaker_map, name_speakers
-from livereview.rerun_log import RerunError
-from livereview.reruns import RERUN_FIELDS
-from livereview.segments import SEGMENT_COLUMNS
-from livereview.selection import SelectionError, select_segments
+from livereview.review.reruns import RERUN_FIELDS
+from livereview.review.run import SessionSink
+from livereview.stages.classify import CLASSIFICATION_COLUMNS
+from livereview.stages.diarize import carry_speaker_map, name_speakers
+from livereview.store.rerun_log import RerunError
 
 
 @pytest.fixture
@@ -74,10 +75,10 @@ def test_every_form_of_selection(session) -> None:
     ],
 )
 def test_bad_selections_are_refused_and_change_nothing(session, selection, message) -> None:
-    before = session.store.segments_path.read_bytes()
+    before = session.paths.segments.read_bytes()
     with pytest.raises(SelectionError, match=re.escape(message)):
         session.reclassify(**selection, user="ana", classifier="keywords", progress=False)
-    assert session.store.segments_path.read_bytes() == before
+    assert session.paths.segments.read_bytes() == before
     assert session.rerun_history().empty
 
 
@@ -178,9 +179,9 @@ def test_the_view_shows_where_a_rerun_disagrees_with_an_override(session) -> Non
 
 
 def test_a_preview_changes_nothing_and_matches_the_rerun(session) -> None:
-    before = session.store.segments_path.read_bytes()
+    before = session.paths.segments.read_bytes()
     preview = session.preview_reclassify(classifier="keywords", progress=False)
-    assert session.store.segments_path.read_bytes() == before and session.rerun_history().empty
+    assert session.paths.segments.read_bytes() == before and session.rerun_history().empty
     assert preview.index.tolist() == session.segment_spans().index.tolist()
     session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
     after = session.segments[list(CLASSIFICATION_COLUMNS)]
@@ -198,7 +199,7 @@ def test_viewers_cannot_rerun(session) -> None:
 
 
 def test_an_incomplete_session_cannot_be_rerun(session) -> None:
-    session.mark("running")
+    SessionSink(session).set_status("running")
     with pytest.raises(RerunError, match="reruns change a completed session"):
         session.reclassify(chunks=[0], user="ana", classifier="keywords", progress=False)
 
@@ -218,19 +219,19 @@ def test_a_second_rerun_waits_for_the_first_one(session) -> None:
 def test_a_failing_rerun_changes_nothing(session) -> None:
     recorder = livereview.RecordingSubscriber()
     session.events.subscribe(recorder, name="recorder")
-    before = session.store.segments_path.read_bytes()
+    before = session.paths.segments.read_bytes()
     calls = []
 
     def flaky(frame, party=None):
         calls.append(len(frame))
         if len(calls) == 2:
             raise ConnectionError("classifier server went away")
-        return livereview.classify.keyword_classifier(frame, party)
+        return livereview.stages.classify.keyword_classifier(frame, party)
 
     with pytest.raises(ConnectionError):
         session.reclassify(chunks=[0], user="ana", classifier=flaky, batch_size=2, progress=False)
     assert len(calls) == 2  # the first batch was classified, and is not kept
-    assert session.store.segments_path.read_bytes() == before
+    assert session.paths.segments.read_bytes() == before
     assert session.rerun_history().empty and not session.rerun_log.pending_path.exists()
     session.events.close()
     failed = [e for e in recorder.events if e.stage == "rerun" and e.kind == "error"]
@@ -240,7 +241,8 @@ def test_a_failing_rerun_changes_nothing(session) -> None:
 _CRASH = """
 import os, sys
 import livereview
-from livereview import rerun_log, store
+from livereview.store import rerun_log
+from livereview.store import results as store
 
 point = sys.argv[2]
 if point == "journal":  # killed while writing the journal: before it is in place

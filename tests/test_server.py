@@ -17,7 +17,7 @@ import websockets
 from live_helpers import StreamRecorder, emit_many, sse_messages, sse_read, wait_until, ws_read
 
 import livereview
-from livereview.events import SUMMARY, LiveEvent
+from livereview.core.events import SUMMARY, LiveEvent
 from livereview.server import SNAPSHOT, is_loopback, load_tokens
 
 VIEWER_TOKEN = "viewer-token-0123456789"
@@ -43,7 +43,7 @@ def token_file(tmp_path):
 
 def event_lines(session) -> dict[int, str]:
     """seq -> the event's JSON line as written to events.jsonl."""
-    return {json.loads(line)["seq"]: line for line in session.store.events_path.read_text().splitlines()}
+    return {json.loads(line)["seq"]: line for line in session.paths.events.read_text().splitlines()}
 
 
 # -- snapshot and streams -----------------------------------------------------------------------
@@ -140,8 +140,8 @@ def test_a_position_no_longer_retained_gets_a_snapshot(session) -> None:
         emit_many(session, 30)
         wait_until(lambda: handle.server.hub.last_seq == session.events.seq, what="server caught up")
         wait_until(lambda: max(event_lines(session)) == session.events.seq, what="event log written")
-        lines = session.store.events_path.read_text().splitlines(keepends=True)
-        session.store.events_path.write_text("".join(lines[-10:]))  # older events are gone
+        lines = session.paths.events.read_text().splitlines(keepends=True)
+        session.paths.events.write_text("".join(lines[-10:]))  # older events are gone
         expired = asyncio.run(ws_read(f"{handle.ws_url}?since={start + 2}", 1))[0]
         ahead = asyncio.run(ws_read(f"{handle.ws_url}?since={start + 999}", 1))[0]
     assert expired["kind"] == SNAPSHOT and "no longer retained" in expired["reason"]
@@ -538,7 +538,7 @@ def test_clients_received_the_whole_run_in_order(served_run) -> None:
     assert metrics["events"]["last_run"]["per_second"] > 0
     assert set(metrics["events"]["last_run"]["stage_seconds"]) == {"transcribe", "diarize", "classify"}
     assert {c["transport"] for c in metrics["live_server"]["clients"]} == {"ws", "sse"}
-    written = json.loads(session.store.metrics_path.read_text())  # as the run left it
+    written = json.loads(session.paths.metrics.read_text())  # as the run left it
     assert written["live_server"]["clients_connected"] == 2
     assert {s["subscriber"] for s in written["subscribers"]} >= {"live-server", "buggy", "stalled"}
     assert written["real_time_factors"]["total"] > 0 and written["events"]["emitted"] > 0

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livereview.overrides import OVERRIDABLE_FIELDS, EditContext, OverrideStore
-from livereview.segments import IC_OOC_LABELS, SEGMENT_COLUMNS, Segment, segments_to_frame
-from livereview.view import merged_view
+from livereview.core.segments import IC_OOC_LABELS, OVERRIDABLE_FIELDS, SEGMENT_COLUMNS, Segment, segments_to_frame
+from livereview.review.view import merged_view
+from livereview.store.overrides import EditContext, OverrideStore
 
 SPEAKERS = ("Dana", "Alex", "Sam", "Riley")
 CHARACTERS = ("", "DM", "Mira", "Borin", "Kestrel")

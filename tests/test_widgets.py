@@ -17,14 +17,17 @@ import numpy as np
 import pytest
 
 import livereview
+from livereview.core.events import CHUNK_COMPLETED, SEGMENTS, STAGE_STARTED, UPDATE
+from livereview.core.options import RunOptions
+from livereview.core.segments import CLASSIFIED, TRANSCRIBED, Segment, segment_id_for
 from livereview.demo import demo_audio_path, demo_party_path
-from livereview.events import CHUNK_COMPLETED, SEGMENTS, STAGE_STARTED, UPDATE
-from livereview.overrides import OverrideError
-from livereview.playback import MAX_CLIP_SECONDS, WAVEFORM_BINS, wav_bytes, waveform_peaks
-from livereview.segments import CLASSIFIED, TRANSCRIBED, Segment, segment_id_for
-from livereview.session import RunOptions, Session
-from livereview.timeline import lane_blocks
-from livereview.widgets import FIELDS, PREVIEW_ROWS, ReviewWidget
+from livereview.review.run import SessionSink
+from livereview.review.session import Session
+from livereview.store.overrides import OverrideError
+from livereview.ui.grid import FIELDS
+from livereview.ui.playback import MAX_CLIP_SECONDS, WAVEFORM_BINS, wav_bytes, waveform_peaks
+from livereview.ui.review import PREVIEW_ROWS, ReviewWidget
+from livereview.ui.timeline import lane_blocks
 
 SPEAKERS = ("Dana", "Alex", "Sam", "Riley")
 
@@ -56,15 +59,23 @@ def make_segments(session_id: str, chunks: range, per_chunk: int, chunk_seconds:
     return segments
 
 
+def transcribe(session: Session, segments: list[Segment]) -> None:
+    """Keep ``segments`` as transcribed, chunk by chunk, as a run does before its chunks complete."""
+    sink = SessionSink(session)
+    for chunk in sorted({s.chunk_id for s in segments}):
+        sink.keep_transcription(chunk, [s for s in segments if s.chunk_id == chunk])
+
+
 @pytest.fixture
 def session(tmp_path: Path) -> Session:
     """The demo recording with 3 completed chunks of 5 synthetic segments each (no models)."""
     session = Session.create(
         demo_audio_path(), out_dir=tmp_path, session_id="synthetic", options=RunOptions(party=str(demo_party_path()))
     )
-    session.add_segments(make_segments(session.session_id, range(3), 5))
+    segments = make_segments(session.session_id, range(3), 5)
     for chunk in range(3):
-        session.complete_chunk({"chunk_id": chunk, "start": chunk * 20.0, "end": (chunk + 1) * 20.0})
+        record = {"chunk_id": chunk, "start": chunk * 20.0, "end": (chunk + 1) * 20.0}
+        SessionSink(session).commit_chunk(record, [s for s in segments if s.chunk_id == chunk])
     yield session
     session.close()
 
@@ -153,7 +164,7 @@ def test_snapshot_holds_every_row_with_corrections(session: Session) -> None:
 
 
 def test_a_long_session_sends_the_rows_shown_first_then_all(session: Session) -> None:
-    session.add_segments(make_segments(session.session_id, range(3, 103), 5))  # 515 segments, still running
+    transcribe(session, make_segments(session.session_id, range(3, 103), 5))  # 515 segments, still running
     review, grid, _ = open_review(session)
     from_browser(review, kind="snapshot_request", view="view-1")
     settle(review)
@@ -166,7 +177,7 @@ def test_a_long_session_sends_the_rows_shown_first_then_all(session: Session) ->
 def test_many_live_events_become_few_messages(session: Session) -> None:
     review, grid, _ = open_review(session)
     segments = make_segments(session.session_id, range(3, 53), 20)  # 1,000 new segments
-    session.add_segments(segments)
+    transcribe(session, segments)
     events = session.events.emit_segments(SEGMENTS, segments, stage="transcribe", status=TRANSCRIBED)
     assert len(events) == 50
     settle(review, delivered=len(events))
@@ -184,7 +195,7 @@ def test_patches_carry_changed_rows_and_appends_carry_new_ones(session: Session)
     for segment in changed:
         segment.speaker_id = "Riley"
     new = make_segments(session.session_id, range(3, 4), 2)
-    session.add_segments(new)
+    transcribe(session, new)
     sent = session.events.emit_segments(UPDATE, changed, stage="diarize", chunk_id=1, status="diarized")
     sent += session.events.emit_segments(SEGMENTS, list(reversed(new)), stage="transcribe", chunk_id=3)
     sent.append(session.events.emit(CHUNK_COMPLETED, chunk_id=3, position=80.0))
@@ -228,7 +239,7 @@ def test_browser_edit_reaches_the_store_and_the_grid(session: Session) -> None:
 
 def test_store_errors_are_shown_in_the_widget(session: Session) -> None:
     review, grid, _ = open_review(session)
-    session.add_segments(make_segments(session.session_id, range(3, 4), 1))  # chunk 3 still running
+    transcribe(session, make_segments(session.session_id, range(3, 4), 1))  # chunk 3 still running
     from_browser(review, kind="edit", request="r1", id="c00000-s001", field="speaker_id", value="Nobody")
     settle(review)
     assert "unknown speaker 'Nobody'" in grid.kinds("result")[-1]["error"]
@@ -350,13 +361,13 @@ def test_review_of_a_directory_and_bad_roles(session: Session) -> None:
     review = livereview.review(session.directory, user="ana", role="viewer")
     assert review.session.session_id == session.session_id
     review.close()
-    review = session.review(user="ana")
+    review = livereview.review(session, user="ana")
     assert isinstance(review, ReviewWidget) and review.grid.can_edit
     review.close()
 
 
 def test_status_bar_shows_metrics_and_a_degraded_banner(session: Session) -> None:
-    from livereview.health import clear_degraded, report_degraded
+    from livereview.live.health import clear_degraded, report_degraded
 
     review, _, _ = open_review(session)
     assert "events" in review.grid.metrics and "dropped" in review.grid.metrics
@@ -375,7 +386,7 @@ def test_status_bar_shows_metrics_and_a_degraded_banner(session: Session) -> Non
 
 
 def test_rerun_actions_rerun_the_selection_and_patch_only_those_rows(session: Session) -> None:
-    session.mark("complete")
+    SessionSink(session).set_status("complete")
     review, grid, _ = open_review(session)
     from_browser(review, kind="rerun", rerun="reclassify", request="x1")  # nothing selected yet
     wait_until(lambda: "nothing to reclassify" in (review.grid.notice or {}).get("text", ""))

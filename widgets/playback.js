@@ -38,18 +38,21 @@ function render({ model, el }) {
     if (!clip) return;
     const span = clip.window_end - clip.window_start || 1;
     const x = (t) => ((t - clip.window_start) / span) * width;
-    ctx.fillStyle = "rgba(21, 101, 192, 0.14)";
+    const palette = model.get("palette") || {};
+    ctx.globalAlpha = 0.14;
+    ctx.fillStyle = palette["--lr-accent"];
     ctx.fillRect(x(clip.start), 0, Math.max(x(clip.end) - x(clip.start), 1), height);
+    ctx.globalAlpha = 1;
     const bar = width / Math.max(peaks.length, 1);
     for (let i = 0; i < peaks.length; i++) {
       const t = clip.window_start + ((i + 0.5) / peaks.length) * span;
       const inside = t >= clip.start && t <= clip.end;
-      ctx.fillStyle = inside ? "#1565c0" : "#9e9e9e";
+      ctx.fillStyle = inside ? palette["--lr-accent"] : palette["--lr-idle"];
       const half = Math.max((peaks[i] / 255) * (height / 2 - 2), 0.5);
       ctx.fillRect(i * bar, height / 2 - half, Math.max(bar - 0.5, 0.5), half * 2);
     }
     if (!audio.paused || audio.currentTime > 0) {
-      ctx.fillStyle = "#c62828";
+      ctx.fillStyle = palette["--lr-position"];
       ctx.fillRect(x(clip.start + audio.currentTime), 0, 1.5, height);
     }
   }
@@ -75,17 +78,22 @@ function render({ model, el }) {
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
   };
+  const onPalette = () => {
+    for (const [name, color] of Object.entries(model.get("palette") || {})) root.style.setProperty(name, color);
+    draw();
+  };
   const listeners = [
     ["msg:custom", onCustom],
     ["change:label", onLabel],
     ["change:error", onError],
+    ["change:palette", onPalette],
   ];
   for (const [name, listener] of listeners) model.on(name, listener);
   audio.addEventListener("timeupdate", draw);
   audio.addEventListener("ended", draw);
   onLabel();
   onError();
-  draw();
+  onPalette();
   model.send({ kind: "request" });
 
   return () => {

