@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from livereview.core.events import LiveEvent
 from livereview.core.options import ChunkOptions, DiarizeOptions, RunOptions, TranscribeOptions
 from livereview.live.emitter import EventEmitter, RecordingSubscriber
+from livereview.review.campaign import Campaign
+from livereview.review.checks import InputError
 from livereview.review.session import DEFAULT_OUTPUT, Session, run
 
 if TYPE_CHECKING:
@@ -24,14 +26,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OUTPUT",
+    "Campaign",
     "ChunkOptions",
     "DiarizeOptions",
     "EventEmitter",
+    "InputError",
     "LiveEvent",
     "RecordingSubscriber",
     "RunOptions",
     "Session",
     "TranscribeOptions",
+    "batch",
+    "open_corpus",
     "open_session",
     "review",
     "run",
@@ -39,9 +45,26 @@ __all__ = [
 ]
 
 
-def open_session(directory: os.PathLike[str] | str) -> Session:
-    """Reopen a session directory written by an earlier run."""
-    return Session.open(directory)
+def batch(recordings: Any, out_dir: os.PathLike[str] | str = DEFAULT_OUTPUT, client: Any = None, **options: Any) -> Any:
+    """Run many recordings on Dask, each into its session directory; see :func:`livereview.corpus.runs.batch`."""
+    from livereview.corpus.runs import batch as run_batch
+
+    return run_batch(recordings, out_dir, client, **options)
+
+
+def open_corpus(out_dir: os.PathLike[str] | str) -> Any:
+    """Every session of an output folder as one corpus; see :class:`livereview.corpus.sessions.Corpus`."""
+    from livereview.corpus.sessions import open_corpus as open_folder
+
+    return open_folder(out_dir)
+
+
+def open_session(directory: os.PathLike[str] | str, *, audio: os.PathLike[str] | str | None = None) -> Session:
+    """Reopen a session directory written by an earlier run, from any folder.
+
+    ``audio`` says where the recording is now when it moved (its hash is checked).
+    """
+    return Session.open(directory, audio=audio)
 
 
 def serve(session: Session | os.PathLike[str] | str, **options: Any) -> ServerHandle:

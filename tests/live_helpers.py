@@ -18,9 +18,9 @@ from livereview.core.segments import CLASSIFIED, Segment
 from livereview.review.run import SessionSink
 
 
-def make_session(audio: Path, out_dir: Path, *, segments: int = 6) -> livereview.Session:
+def make_session(audio: Path, out_dir: Path, *, segments: int = 6, session_id: str | None = None) -> livereview.Session:
     """A complete session on ``audio`` with ``segments`` made-up classified segments, without running models."""
-    session = livereview.Session.create(audio, out_dir=out_dir)
+    session = livereview.Session.create(audio, out_dir=out_dir, session_id=session_id)
     rows = [
         Segment(
             session_id=session.session_id,

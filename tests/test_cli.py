@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import wave
@@ -17,11 +18,15 @@ def livereview_cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_run_writes_a_session_and_says_where(tmp_path, sample) -> None:
-    result = livereview_cli("run", str(sample["audio"]), "--out", str(tmp_path), "--num-speakers", "2")
+    result = livereview_cli(
+        "run", str(sample["audio"]), "--out", str(tmp_path), "--num-speakers", "2", "--threads", "1"
+    )
     assert result.returncode == 0, result.stderr
     assert f"results in {tmp_path}/sample/" in result.stdout
     assert "100%" in result.stderr  # the progress bar
     assert (tmp_path / "sample" / "segments.jsonl").stat().st_size > 0
+    metrics = json.loads((tmp_path / "sample" / "metrics.json").read_text())
+    assert metrics["threads"] == {"budget": 1, "overlap": False, "transcribe": 1, "analyse": 1}
 
 
 def test_missing_file(tmp_path) -> None:
@@ -58,6 +63,7 @@ def test_empty_audio(tmp_path) -> None:
         (["--num-speakers", "two"], "invalid int value: 'two'"),
         (["--device", "tpu"], "invalid choice: 'tpu'"),
         (["--party", "nowhere.yaml"], "party file not found: nowhere.yaml"),
+        (["--threads", "0"], "--threads must be at least 1; got 0"),
     ],
 )
 def test_bad_options(tmp_path, sample, option, message) -> None:

@@ -141,6 +141,22 @@ def test_bundled_files_are_small_and_documented() -> None:
         assert person.name in readme and f"`{person.voice.espeak}`" in readme
 
 
+def test_scenes_cover_the_script_in_order(reference: pd.DataFrame) -> None:
+    scenes = demo.demo_scenes()
+    assert list(scenes["scene"]) == [scene.name for scene in demo.SCENES]
+    assert scenes["first_turn"].iloc[0] == 0 and scenes["last_turn"].iloc[-1] == len(reference) - 1
+    assert (scenes["first_turn"].iloc[1:].to_numpy() == scenes["last_turn"].iloc[:-1].to_numpy() + 1).all()
+    assert list(scenes["start"]) == list(reference["start"].iloc[scenes["first_turn"]])
+    # each scene opens where the script says it does
+    openings = dict(zip(scenes["scene"], reference["text"].iloc[scenes["first_turn"]], strict=True))
+    assert "Crooked Lantern" in openings["the inn"] and "climb the hill" in openings["the climb to the tower"]
+    assert "goblins leap up" in openings["the goblin fight"] and "pizza" in openings["the pizza break"]
+    assert "boy" in openings["the cellar"]
+    breaks = scenes[scenes["kind"] == "break"]
+    turns = [turn for row in breaks.itertuples() for turn in range(row.first_turn, row.last_turn + 1)]
+    assert (reference["ic_ooc"].iloc[turns] == "OOC").all()
+
+
 def test_pyannote_sample_is_found_without_importing_it() -> None:
     imported = "pyannote.audio" in sys.modules
     try:
@@ -162,7 +178,8 @@ def test_pyannote_sample_is_found_without_importing_it() -> None:
 )
 def test_build_reproduces_the_bundled_references(tmp_path: Path) -> None:
     demo.build_demo(tmp_path)
-    for name in ("demo_session.jsonl", "demo_session.rttm", "demo_session.stm", "party.yaml"):
+    references = ("demo_session.jsonl", "demo_session.rttm", "demo_session.stm", "demo_session.scenes.jsonl")
+    for name in (*references, "party.yaml"):
         assert (tmp_path / name).read_bytes() == (demo.DEMO_DIR / name).read_bytes(), name
     assert (tmp_path / "demo_session.flac").stat().st_size > 0
 

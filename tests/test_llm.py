@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-import uvicorn
 from live_helpers import make_session
+from llm_server import free_port, running
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -80,28 +78,13 @@ async def chat_completions(request: Request) -> JSONResponse:
     return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Starlette]:
     app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
-    port = free_port()
-    app.state.url = f"http://127.0.0.1:{port}/v1"
     app.state.requests, app.state.calls = [], Counter()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.02)
-    yield app
-    uv.should_exit = True
-    thread.join(timeout=5)
+    with running(app) as root:
+        app.state.url = f"{root}/v1"
+        yield app
 
 
 @pytest.fixture

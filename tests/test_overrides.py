@@ -164,7 +164,12 @@ def test_record_refuses_unknown_fields() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"start": 1.0}, "not an overridable field"),
+        ({"asr_confidence": 1.0}, "not an overridable field"),
+        ({"start": -1.0}, "must be a time in seconds"),
+        ({"end": "late"}, "must be a time in seconds"),
+        ({"start": 100.0}, "must come before end"),
+        ({"split": 3}, "a split must be"),
+        ({"merged_into": "c00000-s001"}, "merges into the segment right before it"),
         ({"ic_ooc": "BOTH"}, "not one of"),
         ({"text": "   "}, "text is empty"),
         ({"text": "x" * 2001}, "over the limit of 2000"),
@@ -290,8 +295,8 @@ def test_batch_refuses_repeated_segments_and_empty_frames(store: OverrideStore, 
 
 
 def test_batch_refuses_columns_that_are_not_fields(store: OverrideStore, ids: list[str]) -> None:
-    frame = pd.DataFrame({"segment_id": ids[:1], "end": [3.0]})
-    with pytest.raises(OverrideError, match=f"'{ids[0]}', field 'end': not an overridable field"):
+    frame = pd.DataFrame({"segment_id": ids[:1], "status": ["edited"]})
+    with pytest.raises(OverrideError, match=f"'{ids[0]}', field 'status': not an overridable field"):
         store.apply_batch(frame, user="ana", confirm=True)
 
 

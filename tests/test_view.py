@@ -162,5 +162,5 @@ def test_view_ignores_segments_it_does_not_have() -> None:
 
 def test_view_refuses_fields_that_cannot_be_overridden() -> None:
     segments = segments_to_frame([Segment("s", "a", 0, 0.0, 1.0, "hello")])
-    with pytest.raises(ValueError, match=r"fields \['start'\] that cannot be overridden"):
-        merged_view(segments, {"a": {"start": 3.0}})
+    with pytest.raises(ValueError, match=r"fields \['asr_confidence'\] that cannot be overridden"):
+        merged_view(segments, {"a": {"asr_confidence": 1.0}})

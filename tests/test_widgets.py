@@ -280,7 +280,10 @@ def test_batch_edit_asks_for_confirmation_and_undo_is_one_message(session: Sessi
     from_browser(review, kind="batch", request="b1", ids=ids, field="ic_ooc", value="OOC", confirm=False)
     settle(review)
     (asked,) = grid.kinds("result")
-    assert asked["needs_confirm"] and "confirm" in asked["message"]
+    assert asked["needs_confirm"]  # asked in words, naming the rows; c00000-s000 is OOC already
+    assert asked["message"] == (
+        "Set the IC/OOC label to OOC on 3 rows (0:00.0 Dana, 0:04.0 Alex, 0:08.0 Sam)? 1 of them already has it."
+    )
     assert session.override_log().empty
     from_browser(review, kind="batch", request="b2", ids=ids, field="ic_ooc", value="OOC", confirm=True)
     settle(review)
@@ -290,7 +293,9 @@ def test_batch_edit_asks_for_confirmation_and_undo_is_one_message(session: Sessi
     from_browser(review, kind="undo", request="u1")
     settle(review)
     assert grid.kinds("result")[-1]["batch_id"] == applied["batch_id"]
-    assert "undid batch" in review.grid.notice["text"]
+    assert review.grid.notice["text"] == (
+        "ana undid their last change: the IC/OOC label of 2 rows (0:04.0, 0:08.0) is IC again (was OOC)."
+    )
     assert session.view().loc[ids, "ic_ooc"].tolist() == ["OOC", "IC", "IC"]  # the model's values again
     review.close()
 
@@ -398,10 +403,17 @@ def test_rerun_actions_rerun_the_selection_and_patch_only_those_rows(session: Se
     patches = len(grid.kinds("patch"))
     rerun = review.rerun("reclassify", classifier="keywords")
     assert rerun.segment_ids == chosen
-    wait_until(lambda: "reclassify r0001: 3 of 3 segments changed" in review.grid.notice["text"])
+    wait_until(lambda: "reclassify r0001 by ana changed 3 of 3 rows: " in review.grid.notice["text"])
+    # The notice names the rows and their old and new values, as the patch's changes do.
+    assert "the IC/OOC label of 0:20.0 Alex “line 0 of chunk 1” from OOC to IC" in review.grid.notice["text"]
     review.flush()
     patched = {row["id"] for row in rows_of(grid.kinds("patch")[patches:])}
     assert patched == set(chosen)
+    changes = {k: v for patch in grid.kinds("patch")[patches:] for k, v in patch.get("changes", {}).items()}
+    assert changes["c00001-s000"] == {
+        "cause": "reclassify r0001",
+        "fields": [["ic_ooc", "OOC", "IC"], ["character", "", "Morgan"]],
+    }
     assert set(session.segments.loc[chosen, "classifier"]) == {"keywords-0.2"}
 
     # The toolbar button: the brushed range this time, on a thread of its own.
@@ -415,3 +427,150 @@ def test_rerun_actions_rerun_the_selection_and_patch_only_those_rows(session: Se
     with pytest.raises(ValueError, match="unknown rerun 'retranscribe'"):
         review.rerun("retranscribe")
     review.close()
+
+
+# -- the review as a daily tool: notices in words, boundaries, speakers, the pipeline's changes ---------
+
+
+def test_one_row_is_corrected_without_a_confirmation_and_the_notice_says_what_changed(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    from_browser(review, kind="batch", request="b1", ids=["c00001-s001"], field="character_tag", value="Flint")
+    settle(review)
+    (result,) = grid.kinds("result")
+    assert result["ok"] and not result.get("needs_confirm")
+    assert session.view().at["c00001-s001", "character_tag"] == "Flint"
+    assert review.grid.notice["text"] == (
+        "ana set the character of 0:24.0 Sam “line 1 of chunk 1” from Morgan to Flint."
+    )
+    # A character on a row that has none, from the grid's empty cell.
+    from_browser(review, kind="edit", request="e1", id="c00001-s003", field="character_tag", value="Duncan")
+    settle(review)
+    assert session.view().at["c00001-s003", "character_tag"] == "Duncan"
+    assert "the character of 0:32.0 Dana “line 3 of chunk 1” from none to Duncan" in review.grid.notice["text"]
+    review.close()
+
+
+def test_another_operators_correction_is_told_with_its_author(session: Session) -> None:
+    review, _, _ = open_review(session)
+    other = livereview.open_session(session.directory)
+    try:
+        other.set_override("c00002-s000", user="ben", speaker_id="Riley")
+        session.override_feed.poll()  # what watch_overrides() does in the background
+        settle(review, delivered=1)
+        assert review.grid.notice["text"] == (
+            "ben set the speaker of 0:40.0 Sam “line 0 of chunk 2” from Sam to Riley."
+        )
+    finally:
+        other.close()
+    review.close()
+
+
+def test_split_merge_and_boundaries_from_the_grid(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    # Split "line 2 of chunk 0" before "of".
+    from_browser(review, kind="split", request="s1", id="c00000-s002", word=2)
+    settle(review)
+    (record,) = session.override_log().to_dict("records")
+    assert (record["segment_id"], record["field"], record["value"]["word"]) == ("c00000-s002", "split", 2)
+    assert 8.0 < record["value"]["time"] < 11.2
+    view = session.view()
+    assert "c00000-s002" not in view.index
+    assert view.loc[["c00000-s002.1", "c00000-s002.2"], "text"].tolist() == ["line 2", "of chunk 0"]
+    assert grid.kinds("remove")[-1]["ids"] == ["c00000-s002"]
+    assert {"c00000-s002.1", "c00000-s002.2"} <= {row["id"] for row in rows_of(grid.kinds("append", "patch"))}
+    assert review.grid.notice["text"].startswith("ana split 0:08.0 Sam “line 2 of chunk 0” into 0:08.0–")
+    # A part's end, typed.
+    end = float(view.at["c00000-s002.2", "end"]) - 0.5
+    from_browser(review, kind="boundary", request="b1", id="c00000-s002.2", end=end)
+    settle(review)
+    assert session.view().at["c00000-s002.2", "end"] == end
+    assert "set the end of" in review.grid.notice["text"]
+    # Merge two neighbours of one speaker (made so here), then undo it.
+    review.edit("c00001-s001", speaker_id="Alex")
+    settle(review)
+    from_browser(review, kind="merge", request="m1", first="c00001-s000", second="c00001-s001")
+    settle(review)
+    merged = session.view().loc["c00001-s000+c00001-s001"]
+    assert merged["text"] == "line 0 of chunk 1 line 1 of chunk 1" and merged["speaker_id"] == "Alex"
+    assert set(grid.kinds("remove")[-1]["ids"]) == {"c00001-s000", "c00001-s001"}
+    assert review.grid.notice["text"].startswith("ana merged 0:20.0 Alex “line 0 of chunk 1” and 0:24.0 Alex")
+    review.undo()
+    settle(review)
+    assert grid.kinds("remove")[-1]["ids"] == ["c00001-s000+c00001-s001"]
+    assert review.grid.notice["text"].startswith("ana undid their last change: 0:20.0 Alex")
+    assert review.grid.notice["text"].endswith("“line 0 of chunk 1 line 1 of…” is 2 rows again.")
+    # A merge across speakers is refused, and says why.
+    from_browser(review, kind="merge", request="m2", first="c00002-s000", second="c00002-s001")
+    settle(review)
+    assert "only segments of one speaker merge" in review.grid.notice["text"]
+    review.close()
+
+
+def test_speakers_found_are_listed_and_mapped_to_players(session: Session) -> None:
+    segments = session.segment_list()
+    for segment in segments:
+        if segment.chunk_id == 2:
+            segment.speaker_id = "SPEAKER_07"  # a speaker the diarization found, not a player
+    SessionSink(session).revise_speakers(segments, session.speaker_chunks())
+    review, _, _ = open_review(session)
+    assert review.grid.players == ["Dana", "Alex", "Sam", "Riley"]  # the game master first, then the players
+    stats = {row["speaker"]: row for row in review.grid.speaker_stats}
+    assert stats["SPEAKER_07"]["rows"] == 5 and stats["SPEAKER_07"]["seconds"] == pytest.approx(16.0)
+    assert stats["SPEAKER_07"]["sample"].startswith("c00002-")
+    from_browser(review, kind="map_speaker", speaker="SPEAKER_07", player="Riley")
+    settle(review)
+    assert session.speaker_map == {"SPEAKER_07": "Riley"}
+    assert review.grid.speaker_map == {"SPEAKER_07": "Riley"}
+    assert review.grid.notice["text"] == "ana mapped speaker SPEAKER_07 to Riley."
+    viewer, _, _ = open_review(session, role="viewer")
+    with pytest.raises(PermissionError, match="read-only"):
+        viewer.map_speaker("SPEAKER_07", "Sam")
+    assert session.speaker_map == {"SPEAKER_07": "Riley"}
+    viewer.close()
+    review.close()
+
+
+def test_rows_the_global_pass_relabels_travel_with_their_changes(session: Session) -> None:
+    review, grid, _ = open_review(session)
+    session.set_override("c00000-s001", user="ana", speaker_id="Sam")  # a correction the pass leaves alone
+    changed = [s for s in session.segment_list() if s.segment_id in ("c00000-s000", "c00000-s001")]
+    for segment in changed:
+        segment.speaker_id = "Riley"
+    SessionSink(session).revise_speakers(session.segment_list(), session.speaker_chunks())
+    sent = session.events.emit_segments(UPDATE, changed, stage="global", status="revised")
+    settle(review, delivered=len(sent) + 1)
+    changes = {k: v for patch in grid.kinds("patch") for k, v in patch.get("changes", {}).items()}
+    assert changes == {"c00000-s000": {"cause": "the global speaker pass", "fields": [["speaker", "Dana", "Riley"]]}}
+    review.close()
+
+
+def test_the_timeline_reads_hours_and_zooms_and_pans() -> None:
+    from livereview.ui.timeline import Timeline, time_ticks
+
+    values, labels = time_ticks(0.0, 4 * 3600.0, hours=True)
+    assert values.tolist() == [1800.0 * i for i in range(9)]
+    assert labels["3600"] == "1:00:00" and labels["0"] == "0:00:00" and labels["5400"] == "1:30:00"
+    timeline = Timeline(4 * 3600.0)
+    assert timeline.x_axis.tick_labels["7200"] == "2:00:00"
+    rows = [{"start": 100.0 * i, "end": 100.0 * i + 60.0, "speaker": "Dana", "ic_ooc": "IC"} for i in range(144)]
+    timeline.update(rows, 0.0)
+    whole = timeline.blocks
+    timeline.apply("zoom_in")
+    timeline.apply("zoom_in")
+    assert timeline.window == (5400.0, 9000.0)
+    assert (timeline.x_scale.min, timeline.x_scale.max) == (5400.0, 9000.0)
+    assert timeline.window_label.value == "showing 1:30:00–2:30:00 of 4:00:00"
+    timeline.update(rows, 0.0)
+    assert timeline.blocks == 36 and whole == 144  # binned again over the window: every turn apart
+    timeline.apply("pan_right")
+    assert timeline.window == (7200.0, 10800.0)
+    timeline.brush.selected = np.array([7300.0, 7400.0])
+    timeline.apply("zoom_range")
+    assert timeline.window == (7300.0, 7400.0) and timeline.x_axis.tick_labels["7320"] == "2:02:00"
+    timeline.mark_selection([{"start": 100.0, "end": 160.0, "speaker": "Dana"}])  # outside the window: pans to it
+    assert timeline.window[0] <= 100.0 and timeline.window[1] >= 160.0
+    assert timeline.selection_mark.x[1:].tolist() == [100.0, 160.0]
+    timeline.apply("fit")
+    assert timeline.window is None and (timeline.x_scale.min, timeline.x_scale.max) == (0.0, 4 * 3600.0)
+    with pytest.raises(ValueError, match="unknown timeline action 'spin'"):
+        timeline.apply("spin")

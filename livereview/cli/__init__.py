@@ -1,4 +1,4 @@
-"""The ``livereview`` command line: run, export, override, undo, serve, rerun, classify.
+"""The ``livereview`` command line: run, export, override, undo, serve, rerun, classify, snippets, knowledge.
 
 Each subcommand is registered by an ``add_*_command(subparsers)`` function that
 sets ``handler``; errors users can fix print one line and exit with status 2.

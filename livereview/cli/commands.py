@@ -1,4 +1,4 @@
-"""Command line: ``livereview run|export|override|undo|serve|classify|rerun``.
+"""Command line: ``livereview run|export|override|undo|serve|classify|rerun|snippets|knowledge``.
 
 Each subcommand is registered by an ``add_*_command(subparsers)`` function that
 sets ``handler``; errors users can fix print one line and exit with status 2.
@@ -12,54 +12,48 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from livereview.cli.batch import add_batch_command
 from livereview.cli.classify import add_classify_command
+from livereview.cli.downstream import add_knowledge_command, add_snippets_command
+from livereview.cli.options import add_run_options, run_options
 from livereview.cli.rerun import add_rerun_command
+from livereview.review.checks import InputError
 from livereview.review.session import Session, run
 from livereview.stages.audio import AudioError
+from livereview.stages.chat import LLMUnavailableError
 from livereview.store.rerun_log import RerunError
+from livereview.store.writer import SessionBusyError
 
 
 def add_run_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="transcribe, diarize and classify a recording")
     parser.add_argument("audio", type=Path, help="recording (anything FFmpeg decodes)")
     parser.add_argument("--session-id", help="session directory name (default: from the file name)")
-    parser.add_argument("--out", type=Path, default=Path("output"), help="output directory (default: output)")
-    parser.add_argument("--num-speakers", type=int, help="exact number of speakers")
-    parser.add_argument("--min-speakers", type=int, help="at least this many speakers")
-    parser.add_argument("--max-speakers", type=int, help="at most this many speakers")
-    parser.add_argument("--whisper-model", default="tiny.en", help="faster-whisper model name or directory")
-    parser.add_argument("--language", help="spoken language code, e.g. en (default: detect)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--diarization-pipeline", default="offline", help="'offline' or a pyannote pipeline name")
-    parser.add_argument("--chunk-length", type=float, help="preferred chunk length in seconds (default 20)")
-    parser.add_argument("--classifier", help="IC/OOC classifier name (default: the offline classifier)")
-    parser.add_argument("--party", type=Path, help="party file (YAML)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(parser)
+    parser.add_argument(
+        "--follow", action="store_true", help="the recording is still being written: process it as it grows"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="with --follow: seconds without growth that end the recording (default 30)",
+    )
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.chunk_length is not None and args.chunk_length <= 0:
-        msg = f"--chunk-length must be positive; got {args.chunk_length}"
-        raise ValueError(msg)
-    if args.party is not None and not args.party.is_file():
-        msg = f"party file not found: {args.party}"
-        raise FileNotFoundError(msg)
+    if args.idle_timeout <= 0:
+        raise InputError([f"--idle-timeout must be positive seconds; got {args.idle_timeout}"])
     session = run(
         args.audio,
         session_id=args.session_id,
         out_dir=args.out,
-        num_speakers=args.num_speakers,
-        min_speakers=args.min_speakers,
-        max_speakers=args.max_speakers,
-        whisper_model=args.whisper_model,
-        language=args.language,
-        device=args.device,
-        diarization_pipeline=args.diarization_pipeline,
-        chunk_length=args.chunk_length,
-        classifier=args.classifier,
-        party=args.party,
+        follow=args.follow,
+        idle_timeout=args.idle_timeout,
         progress=not args.quiet,
+        **run_options(args),
     )
     session.close()
     segments = session.segments
@@ -67,6 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  segments: {session.paths.segments}")
     print(f"  events:   {session.paths.events}")
     print(f"  metrics:  {session.paths.metrics}")
+    for condition in session.health():
+        if condition["key"] == "recording":
+            print(f"warning: {condition['message']}", file=sys.stderr)
     return 0
 
 
@@ -166,11 +163,16 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import time
 
+    from livereview.server.access import access_table
     from livereview.server.handle import serve
 
+    if not 0 <= args.port <= 65535:
+        msg = f"--port must be between 0 and 65535; got {args.port}"
+        raise ValueError(msg)
+    tokens = access_table(args.host, args.token_file)  # checked before the session is opened
     session = _open(args.session_dir)
     try:
-        handle = serve(session, host=args.host, port=args.port, token_file=args.token_file)
+        handle = serve(session, host=args.host, port=args.port, tokens=tokens)
     except OSError as error:
         session.close()
         if isinstance(error, FileNotFoundError):
@@ -199,6 +201,9 @@ COMMANDS = (
     add_serve_command,
     add_classify_command,
     add_rerun_command,
+    add_snippets_command,
+    add_knowledge_command,
+    add_batch_command,
 )
 
 
@@ -219,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
+    except InputError as error:
+        for problem in error.problems:
+            print(f"livereview {args.command}: error: {problem}", file=sys.stderr)
+        return 2
     except (
         FileNotFoundError,
         IsADirectoryError,
@@ -227,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
         PermissionError,
         RerunError,
+        SessionBusyError,
+        LLMUnavailableError,
     ) as error:
-        print(f"livereview {args.command}: error: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"livereview {args.command}: error: {line}", file=sys.stderr)
         return 2

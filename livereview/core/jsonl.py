@@ -175,8 +175,8 @@ class JsonlTail:
     """Follow a JSON-lines file that others append to: each :meth:`read` returns the new records.
 
     Only complete lines are consumed; a torn or unparsable last line is read again
-    next time. A file that shrank (replaced, or a torn tail cut off) is read again
-    from its start and :attr:`restarted` says so.
+    next time. A file that shrank (a torn tail cut off) or was replaced (rewritten
+    and renamed over) is read again from its start and :attr:`restarted` says so.
 
     Parameters
     ----------
@@ -191,21 +191,32 @@ class JsonlTail:
         self.corrupt = corrupt
         self.offset = 0
         self.restarted = False
+        self._identity: tuple[int, int] | None = None
 
     def read(self) -> list[Record]:
         """Records appended since the last read (all of them on the first read)."""
         self.restarted = False
         try:
-            size = self.path.stat().st_size
+            stat = self.path.stat()
         except FileNotFoundError:
             return []
-        if size < self.offset:
-            self.offset, self.restarted = 0, True
-        if size == self.offset:
+        identity = (stat.st_dev, stat.st_ino)
+        if stat.st_size < self.offset or (self._identity is not None and identity != self._identity):
+            self.offset, self.restarted = 0, True  # cut short, or replaced by a rewrite
+        self._identity = identity
+        if stat.st_size == self.offset:
             return []
         with self.path.open("rb") as stream:
             stream.seek(self.offset)
-            data = stream.read(size - self.offset)
+            data = stream.read(stat.st_size - self.offset)
         records, used = parse_lines(data, source=self.path, corrupt=self.corrupt)
         self.offset += used
         return records
+
+    def start_at_end(self) -> None:
+        """Skip what the file holds now: the next read returns only what is appended later."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return
+        self.offset, self._identity = stat.st_size, (stat.st_dev, stat.st_ino)

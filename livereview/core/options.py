@@ -155,6 +155,27 @@ class DiarizeOptions:
 
 
 @dataclass(frozen=True)
+class FollowOptions:
+    """How a recording that is still being written is followed.
+
+    Parameters
+    ----------
+    idle_timeout : float
+        Seconds without the file growing after which the recording counts as finished.
+    poll : float
+        Seconds between looks at the file while waiting for it to grow.
+    """
+
+    idle_timeout: float = 30.0
+    poll: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.idle_timeout > 0 or not self.poll > 0:
+            msg = f"idle_timeout and poll must be positive seconds; got {self.idle_timeout} and {self.poll}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Everything that decides a run's results; stored with the session."""
 

@@ -22,13 +22,16 @@ LABEL_COLORS: dict[str | None, str] = {
 #: Name (without ``--lr-``) of the CSS variable of each label colour.
 LABEL_VARIABLES: dict[str | None, str] = {"IC": "ic", "OOC": "ooc", "MIXED": "mixed", None: "unlabelled"}
 #: Colours of the other marks: the processing position, failures and low confidence, the
-#: selection, brush and played clip, idle states, a running run.
+#: selection, brush and played clip, idle states, a running run, the selected row on the
+#: timeline, and rows changed by the pipeline after the operator saw them.
 UI_COLORS: dict[str, str] = {
     "position": "#c62828",
     "alert": "#c62828",
     "accent": "#1565c0",
     "idle": "#9e9e9e",
     "running": "#43a047",
+    "selected": "#f9a825",
+    "changed": "#ad1457",
 }
 
 

@@ -18,21 +18,25 @@ from livereview.demo.files import (
     demo_reference,
     demo_reference_path,
     demo_rttm_path,
+    demo_scenes,
+    demo_scenes_path,
     demo_stm_path,
     pyannote_sample_paths,
 )
-from livereview.demo.script import GM, NPCS, PEOPLE, PLAYERS, SCRIPT
+from livereview.demo.script import GM, NAMED_PLACES, NPCS, PEOPLE, PLAYERS, SCENES, SCRIPT
 
 __all__ = [
     "DEMO_DIR",
     "DEMO_SESSION_ID",
     "GM",
     "LEAD_IN_S",
+    "NAMED_PLACES",
     "NPCS",
     "PEOPLE",
     "PLAYERS",
     "REFERENCE_COLUMNS",
     "SAMPLE_RATE",
+    "SCENES",
     "SCRIPT",
     "build_demo",
     "demo_audio_path",
@@ -40,6 +44,8 @@ __all__ = [
     "demo_reference",
     "demo_reference_path",
     "demo_rttm_path",
+    "demo_scenes",
+    "demo_scenes_path",
     "demo_stm_path",
     "pyannote_sample_paths",
 ]

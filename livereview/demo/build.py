@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from livereview.demo.files import DEMO_DIR, DEMO_SESSION_ID, demo_reference
-from livereview.demo.script import GM, NPCS, PARTY_NAME, PEOPLE, PLAYERS, SCRIPT, Turn, Voice
+from livereview.demo.script import GM, NPCS, PARTY_NAME, PEOPLE, PLAYERS, SCENES, SCRIPT, Turn, Voice
 
 #: Sample rate of the bundled audio (espeak-ng's own rate).
 SAMPLE_RATE = 22050
@@ -150,8 +150,24 @@ def _party_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
+def scene_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """The reference scenes of :data:`SCENES`, timed by the reference utterances ``rows``."""
+    bounds = [*(scene.first_turn for scene in SCENES), len(rows)]
+    return [
+        {
+            "scene": scene.name,
+            "kind": scene.kind,
+            "start": rows[first]["start"],
+            "end": rows[last - 1]["end"],
+            "first_turn": first,
+            "last_turn": last - 1,
+        }
+        for scene, first, last in zip(SCENES, bounds, bounds[1:], strict=False)
+    ]
+
+
 def _write_references(out_dir: Path, rows: list[dict[str, object]]) -> None:
-    """Write the JSON-lines, RTTM, STM and party files next to the audio."""
+    """Write the JSON-lines, RTTM, STM, scene and party files next to the audio."""
     stem = out_dir / DEMO_SESSION_ID
     jsonl = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     rttm = "".join(
@@ -165,13 +181,15 @@ def _write_references(out_dir: Path, rows: list[dict[str, object]]) -> None:
     stem.with_suffix(".jsonl").write_text(jsonl, encoding="utf-8")
     stem.with_suffix(".rttm").write_text(rttm, encoding="utf-8")
     stem.with_suffix(".stm").write_text(stm, encoding="utf-8")
+    scenes = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in scene_rows(rows))
+    (out_dir / f"{DEMO_SESSION_ID}.scenes.jsonl").write_text(scenes, encoding="utf-8")
     (out_dir / "party.yaml").write_text(_party_yaml(), encoding="utf-8")
 
 
 def build_demo(out_dir: Path) -> None:
     """Synthesize the demo recording and write it with its reference files.
 
-    Writes ``demo_session.flac``, ``.rttm``, ``.stm``, ``.jsonl`` and ``party.yaml``
+    Writes ``demo_session.flac``, ``.rttm``, ``.stm``, ``.jsonl``, ``.scenes.jsonl`` and ``party.yaml``
     into ``out_dir``. The output depends only on :data:`SCRIPT`, the voices, the
     seed and the installed espeak-ng and sox.
 

@@ -70,6 +70,30 @@ def demo_reference_path() -> Path:
     return DEMO_DIR / f"{DEMO_SESSION_ID}.jsonl"
 
 
+def demo_scenes_path() -> Path:
+    """Path of the reference scenes of the demo (JSON lines).
+
+    Returns
+    -------
+    pathlib.Path
+        ``demo_session.scenes.jsonl`` in :data:`DEMO_DIR`.
+    """
+    return DEMO_DIR / f"{DEMO_SESSION_ID}.scenes.jsonl"
+
+
+def demo_scenes(path: Path | None = None) -> pd.DataFrame:
+    """Load the reference scenes of the demo.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scene, in order: ``scene``, ``kind`` (play or break), ``start``, ``end``
+        (seconds), ``first_turn``, ``last_turn`` (rows of :func:`demo_reference`).
+    """
+    lines = (path or demo_scenes_path()).read_text(encoding="utf-8").splitlines()
+    return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+
+
 def demo_party_path() -> Path:
     """Path of the demo's party description (``party.yaml``).
 

@@ -76,6 +76,25 @@ class Npc:
 
 
 @dataclass(frozen=True)
+class Scene:
+    """A scene of the demo script: where the story moves on, or the table takes a break.
+
+    Attributes
+    ----------
+    name : str
+        What the scene is ("the inn", "the pizza break").
+    kind : str
+        ``"play"`` (in character) or ``"break"`` (out of character).
+    first_turn : int
+        Index in :data:`SCRIPT` of the scene's first turn; it lasts until the next scene.
+    """
+
+    name: str
+    kind: str
+    first_turn: int
+
+
+@dataclass(frozen=True)
 class Turn:
     """One line of the demo script.
 
@@ -228,3 +247,18 @@ SCRIPT: tuple[Turn, ...] = (
     Turn("Sam", "It's alright, lad. We are taking you home to your uncle.", IC, "CHARACTER_SPEECH", "Duncan", 0.7),
     Turn("Dana", "That's a good place to stop for tonight. Great game, everyone.", OOC, "TABLE_TALK", "", 0.8),
 )
+
+#: The scenes of :data:`SCRIPT`, in order: pre-game talk, the inn, the climb to the tower,
+#: the goblin fight, the pizza break, the cellar, and the wrap-up.
+SCENES: tuple[Scene, ...] = (
+    Scene("pre-game", "break", 0),
+    Scene("the inn", "play", 1),
+    Scene("the climb to the tower", "play", 10),
+    Scene("the goblin fight", "play", 21),
+    Scene("the pizza break", "break", 37),
+    Scene("the cellar", "play", 42),
+    Scene("wrap-up", "break", 49),
+)
+
+#: The places the script names, each with the other names it goes by in the script.
+NAMED_PLACES: dict[str, tuple[str, ...]] = {"Crooked Lantern": ("Crooked Lantern inn",)}

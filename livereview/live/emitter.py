@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from livereview.core.events import MAX_SEGMENTS_PER_EVENT, SUMMARY, LiveEvent, SegmentPayload
 from livereview.core.segments import Segment
@@ -45,7 +45,6 @@ def live_stream_enabled(default: bool = True) -> bool:
     return value.strip().lower() not in {"0", "false", "no", "off", ""}
 
 
-
 Subscriber = Callable[[LiveEvent], Any]
 _CLOSE = object()
 
@@ -53,10 +52,12 @@ _CLOSE = object()
 class Subscription:
     """One subscriber's bounded queue and delivery thread, with its counters."""
 
-    def __init__(self, callback: Subscriber, name: str, maxsize: int, session_id: str) -> None:
+    def __init__(self, callback: Subscriber, name: str, maxsize: int, session_id: str, *, relayed: bool = True) -> None:
         self.callback = callback
         self.session_id = session_id
         self.name = name
+        #: Whether it also gets events relayed from another process (see :meth:`EventEmitter.relay`).
+        self.relayed = relayed
         self.delivered = 0
         self.dropped = 0
         self.errors = 0
@@ -138,6 +139,28 @@ class Subscription:
                 logger.exception("live event subscriber %r raised; it keeps receiving events", self.name)
 
 
+class Sequence(Protocol):
+    """Hands out event sequence numbers: ``next()`` takes one, ``current()`` tells the last taken."""
+
+    def next(self) -> int: ...
+
+    def current(self) -> int: ...
+
+
+class Counter:
+    """Sequence numbers counted in memory, from ``start`` + 1."""
+
+    def __init__(self, start: int = 0) -> None:
+        self._last = start
+
+    def next(self) -> int:
+        self._last += 1
+        return self._last
+
+    def current(self) -> int:
+        return self._last
+
+
 class EventEmitter:
     """Fan live events out to subscribers without ever blocking the caller.
 
@@ -149,24 +172,44 @@ class EventEmitter:
         Emit at all. Defaults to the ``LIVE_STREAM_ENABLED`` environment flag (on).
     start_seq : int
         The last sequence number already used (a resumed run continues after it).
+    sequence : Sequence, optional
+        Where sequence numbers come from when several emitters share one stream (the
+        processes writing one session directory); a counter from ``start_seq`` otherwise.
     """
 
-    def __init__(self, session_id: str, *, enabled: bool | None = None, start_seq: int = 0) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        enabled: bool | None = None,
+        start_seq: int = 0,
+        sequence: Sequence | None = None,
+    ) -> None:
         self.session_id = session_id
         self.enabled = live_stream_enabled() if enabled is None else enabled
-        self._seq = start_seq
+        self._sequence = sequence or Counter(start_seq)
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
 
     @property
     def seq(self) -> int:
-        """The last sequence number used."""
-        return self._seq
+        """The last sequence number used (by any emitter sharing the sequence)."""
+        return self._sequence.current()
 
-    def subscribe(self, callback: Subscriber, *, name: str | None = None, maxsize: int = 1000) -> Subscription:
-        """Call ``callback(event)`` for every later event, on a thread of its own."""
+    def subscribe(
+        self, callback: Subscriber, *, name: str | None = None, maxsize: int = 1000, relayed: bool = True
+    ) -> Subscription:
+        """Call ``callback(event)`` for every later event, on a thread of its own.
+
+        ``relayed=False`` leaves out the events relayed from another process (the event
+        log, which that process writes itself).
+        """
         subscription = Subscription(
-            callback, name or getattr(callback, "__name__", type(callback).__name__), maxsize, self.session_id
+            callback,
+            name or getattr(callback, "__name__", type(callback).__name__),
+            maxsize,
+            self.session_id,
+            relayed=relayed,
         )
         with self._lock:
             self._subscriptions = [*self._subscriptions, subscription]
@@ -182,12 +225,17 @@ class EventEmitter:
         if not self.enabled:
             return None
         with self._lock:
-            self._seq += 1
-            event = LiveEvent(self.session_id, self._seq, kind, timestamp=time.time(), **values)
+            event = LiveEvent(self.session_id, self._sequence.next(), kind, timestamp=time.time(), **values)
             subscriptions = self._subscriptions
         for subscription in subscriptions:
             subscription.offer(event)
         return event
+
+    def relay(self, event: LiveEvent) -> None:
+        """Hand subscribers an event another process emitted (already numbered and logged there)."""
+        for subscription in self._subscriptions:
+            if subscription.relayed:
+                subscription.offer(event)
 
     def emit_segments(self, kind: str, segments: Iterable[Segment | dict[str, Any]], **values: Any) -> list[LiveEvent]:
         """Emit ``segments`` in events of at most :data:`MAX_SEGMENTS_PER_EVENT`."""

@@ -119,7 +119,12 @@ def process_conditions() -> list[Condition]:
 
 
 def derived_conditions(
-    *, events_enabled: bool, subscribers: list[dict[str, Any]], status: str, error: str | None
+    *,
+    events_enabled: bool,
+    subscribers: list[dict[str, Any]],
+    status: str,
+    error: str | None,
+    damage: list[dict[str, Any]] = (),
 ) -> list[tuple[str, str]]:
     """Conditions read off a session's state: live events off, subscribers dropping or raising, a failed run.
 
@@ -133,6 +138,8 @@ def derived_conditions(
         The run status.
     error : str or None
         The failed run's error.
+    damage : list of dict
+        Damaged stretches of the recording (``time``, ``byte_offset``, ``message``).
 
     Returns
     -------
@@ -154,6 +161,17 @@ def derived_conditions(
             derived.append(
                 (f"subscriber-errors:{name}", f"subscriber {name!r} raised on {stats['errors']} events (see the log)")
             )
+    if damage:
+        first = damage[0]
+        where = f"{first['time']:.1f} s" + (f" (byte {first['byte_offset']:,})" if first.get("byte_offset") else "")
+        more = f", and {len(damage) - 1} more place(s)" if len(damage) > 1 else ""
+        derived.append(
+            (
+                "recording",
+                f"the recording is damaged at {where}: {first['message']}{more}; the results cover what could "
+                "be decoded (status partial)",
+            )
+        )
     if status == "failed":
         failure = error or "unknown error"
         derived.append(("run", f"the last run failed ({failure}); run again to resume from the last completed chunk"))

@@ -33,6 +33,8 @@ RUN_STAGE, RERUN_STAGE = "run", "rerun"
 LIVE_SERVER_SOURCE = "live_server"
 #: Columns of :func:`metrics_frame`.
 FRAME_COLUMNS = ("metric", "scope", "value")
+#: Key of ``metrics.json`` that keeps :meth:`EventLogCounter.checkpoint` (not a figure: left out of the metrics shown).
+EVENT_LOG_CHECKPOINT = "event_log"
 
 
 class EventLogCounter:
@@ -63,6 +65,44 @@ class EventLogCounter:
         self._run_from = 0.0
         self._run_position = 0.0
         self._run_stages: Counter[str] = Counter()
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Where the counting stands (read up to here, and the counts): kept in ``metrics.json`` by a run,
+        so a session reopened later reads only the events logged after it."""
+        with self._lock:
+            self._read()
+            return {
+                "offset": self._tail.offset,
+                "by_kind": dict(self.by_kind),
+                "started": dict(self.started),
+                "total": self.total,
+                "run": [
+                    self._run_first,
+                    self._run_last,
+                    self._run_events,
+                    self._in_run,
+                    self._run_from,
+                    self._run_position,
+                    dict(self._run_stages),
+                ],
+            }
+
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        """Go on from a :meth:`checkpoint` (ignored when the log is shorter than it: replaced since)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if checkpoint.get("offset", 0) > size:
+            return
+        with self._lock:
+            self._tail.offset = int(checkpoint["offset"])
+            self.by_kind = Counter(checkpoint["by_kind"])
+            self.started = Counter(checkpoint["started"])
+            self.total = int(checkpoint["total"])
+            first, last, events, running, start, position, stages = checkpoint["run"]
+            self._run_first, self._run_last, self._run_events, self._in_run = first, last, events, running
+            self._run_from, self._run_position, self._run_stages = start, position, Counter(stages)
 
     def update(self) -> dict[str, Any]:
         """Read new lines and return the counts: totals, per kind, runs, reruns, and the last run so far.
@@ -130,6 +170,8 @@ class SessionMonitor:
         Named in health banners.
     events_path : path
         The session's ``events.jsonl``.
+    checkpoint : dict, optional
+        Where an earlier count stood (see :meth:`EventLogCounter.checkpoint`).
 
     Attributes
     ----------
@@ -140,10 +182,12 @@ class SessionMonitor:
         under that name (the live server registers ``"live_server"``).
     """
 
-    def __init__(self, session_id: str, events_path: Path) -> None:
+    def __init__(self, session_id: str, events_path: Path, checkpoint: dict[str, Any] | None = None) -> None:
         self.health = HealthBoard(session_id)
         self.sources: dict[str, Callable[[], dict[str, Any]]] = {}
         self.event_log = EventLogCounter(events_path)
+        if checkpoint:  # opening a long session reads only the events logged since its last run ended
+            self.event_log.resume(checkpoint)
 
 
 def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:

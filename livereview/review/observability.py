@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from livereview.live.health import derived_conditions, process_conditions
+from livereview.live.metrics import EVENT_LOG_CHECKPOINT
 from livereview.review.state import SessionState
 
 
@@ -38,7 +39,8 @@ def session_metrics(session: SessionState) -> dict[str, Any]:
         ``runs`` and ``reruns``; ``health`` (degraded conditions); and one entry per
         registered source (``live_server``: its clients' delivered, dropped, resyncs).
     """
-    return session._store.read_metrics() | live_metrics(session)
+    stored = {k: v for k, v in session._store.read_metrics().items() if k != EVENT_LOG_CHECKPOINT}
+    return stored | live_metrics(session)
 
 
 def live_metrics(session: SessionState) -> dict[str, Any]:
@@ -87,6 +89,7 @@ def session_health(session: SessionState) -> list[dict[str, Any]]:
         subscribers=session.events.stats(),
         status=session.status,
         error=session.metadata.get("error"),
+        damage=session.metadata.get("damage", []),
     )
     reported = {c["key"] for c in found}
     found += [

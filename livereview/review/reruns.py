@@ -38,6 +38,7 @@ import pandas as pd
 
 from livereview.core import events
 from livereview.core.roles import check_writer
+from livereview.core.saved import FINISHED
 from livereview.core.segments import Segment
 from livereview.core.selection import parse_pair
 from livereview.core.turns import ChunkSpeakers
@@ -197,7 +198,7 @@ def _check_ready(session: SessionState) -> None:
     if session.running:
         msg = f"session {session.session_id!r} is running; rerun parts of it once the run completes (session.wait())"
         raise RerunError(msg)
-    if session.status != "complete":
+    if session.status not in FINISHED:
         msg = (
             f"session {session.session_id!r} is {session.status}: reruns change a completed session; "
             "finish the run first (running it again resumes it)"

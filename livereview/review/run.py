@@ -21,14 +21,19 @@ from typing import Any
 
 import pandas as pd
 
-from livereview.core.options import RunOptions
+from livereview.core.events import UPDATE
+from livereview.core.options import FollowOptions, RunOptions
 from livereview.core.party import Party
-from livereview.core.saved import SavedRun
+from livereview.core.saved import FINISHED, SavedRun
 from livereview.core.segments import Segment
+from livereview.core.threads import ThreadPlan
 from livereview.core.turns import ChunkSpeakers
+from livereview.live.metrics import EVENT_LOG_CHECKPOINT
 from livereview.review.observability import live_metrics
 from livereview.review.state import SessionState
+from livereview.stages.audio import Damage, file_hash
 from livereview.stages.pipeline import Models, run_pipeline
+from livereview.store.writer import WriterLock
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +88,26 @@ class SessionSink:
     def set_status(self, status: str, **values: Any) -> None:
         self._store.update_metadata(status=status, **values)
 
+    def report_damage(self, damage: Damage) -> None:
+        """Keep the damage in ``metadata.json`` and tell it (an ``update`` event of stage ``audio``)."""
+        self._store.record_damage(damage.to_dict())
+        self._session.events.emit(
+            UPDATE,
+            stage="audio",
+            status="damaged",
+            position=damage.time,
+            message=f"the recording is damaged {damage.describe()}",
+            data={"damage": damage.to_dict()},
+        )
+        logger.warning("session %s: the recording is damaged %s", self.session_id, damage.describe())
+
+    def finish(self, status: str, *, duration: float) -> None:
+        """Record the run's end; a followed recording gets its final length and hash now that it is whole."""
+        audio = dict(self._store.metadata["audio"])
+        if audio.get("following"):
+            audio |= {"duration": round(duration, 3), "sha256": file_hash(self.audio_path), "following": False}
+        self._store.update_metadata(status=status, audio=audio)
+
     def record_metrics(self, metrics: dict[str, Any]) -> None:
         """Write ``metrics.json``: the run's timings with the event and subscriber counts."""
         session = self._session
@@ -93,21 +118,46 @@ class SessionSink:
             "chunks": len(self._store.chunk_records()),
         }
         try:
-            metrics = live_metrics(session) | metrics
+            metrics = live_metrics(session) | metrics | {EVENT_LOG_CHECKPOINT: session.monitor.event_log.checkpoint()}
         except Exception:
             logger.exception("could not gather live metrics of %s; writing the run's timings only", self.session_id)
         self._store.write_metrics(metrics)
 
 
-def run_session(session: SessionState, *, progress: bool = True, models: Models | None = None) -> None:
-    """Process the session's recording, resuming after its last completed chunk."""
-    if session.status == "complete":
-        logger.info("session %s is already complete; nothing to run", session.session_id)
+def run_session(
+    session: SessionState,
+    *,
+    progress: bool = True,
+    models: Models | None = None,
+    follow: FollowOptions | None = None,
+    stop: threading.Event | None = None,
+    threads: int | ThreadPlan | None = None,
+) -> None:
+    """Process the session's recording, resuming after its last completed chunk, as its one writer.
+
+    ``threads``: threads in all (default: the cores this process may use), see
+    :class:`~livereview.core.threads.ThreadPlan`.
+
+    Raises
+    ------
+    SessionBusyError
+        Another run or rerun is writing the session (in this process or another).
+    """
+    if session.status in FINISHED:
+        logger.info("session %s is already %s; nothing to run", session.session_id, session.status)
         return
-    run_pipeline(SessionSink(session), progress=progress, models=models)
+    with WriterLock(session.directory).hold("run"):
+        run_pipeline(SessionSink(session), progress=progress, models=models, follow=follow, stop=stop, threads=threads)
 
 
-def start_session(session: SessionState, *, progress: bool = False) -> threading.Thread:
+def start_session(
+    session: SessionState,
+    *,
+    progress: bool = False,
+    follow: FollowOptions | None = None,
+    stop: threading.Event | None = None,
+    threads: int | None = None,
+) -> threading.Thread:
     """Run the session on a daemon thread; its error, if any, lands in ``session.error``."""
     if session.running:
         msg = f"session {session.session_id!r} is already running"
@@ -115,7 +165,7 @@ def start_session(session: SessionState, *, progress: bool = False) -> threading
 
     def target() -> None:
         try:
-            run_session(session, progress=progress)
+            run_session(session, progress=progress, follow=follow, stop=stop, threads=threads)
         except BaseException as error:
             session.error = error
             logger.exception("run of session %s failed", session.session_id)

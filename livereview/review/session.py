@@ -15,20 +15,25 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
+import threading
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from livereview.core.options import ChunkOptions, DiarizeOptions, RunOptions, TranscribeOptions
+from livereview.core.options import ChunkOptions, FollowOptions, RunOptions
+from livereview.core.saved import CREATED
+from livereview.core.threads import thread_budget
 from livereview.live.metrics import metrics_frame
-from livereview.review import exports, reclassify, rediarize, reruns
+from livereview.review import artifacts, exports, reclassify, rediarize, reruns, snippets, story
+from livereview.review.checks import build_options, default_session_id, existing_session_problems, plan_run
+from livereview.review.locate import copy_party, recording_record
 from livereview.review.observability import session_health, session_metrics
 from livereview.review.run import run_session, start_session
 from livereview.review.state import SessionState
-from livereview.review.view import merged_view
-from livereview.stages.audio import file_hash, probe
+from livereview.review.view import conform_view, merged_view
+from livereview.stages.audio import file_hash, head_hash, probe
+from livereview.stages.knowledge import Knowledge
 from livereview.store.rerun_log import Rerun, RerunBusyError
 from livereview.store.results import SessionStore
 
@@ -53,15 +58,19 @@ def run(
     chunk_length: float | ChunkOptions | dict[str, Any] | None = None,
     classifier: Any = None,
     party: os.PathLike[str] | str | None = None,
+    follow: bool = False,
+    idle_timeout: float = 30.0,
     background: bool = False,
     progress: bool = True,
+    threads: int | None = None,
 ) -> Session:
     """Run the whole pipeline on ``audio`` and return its :class:`Session`.
 
-    Re-running with the same recording and session id resumes after the last
-    completed chunk. With ``background=True`` the run goes on in a thread and the
-    session is returned at once: subscribe to ``session.events``, then
-    ``session.wait()``.
+    Every input is checked first (:func:`livereview.review.checks.plan_run`): nothing
+    loads and nothing is written until all are right. Re-running with the same
+    recording and session id resumes after the last completed chunk. With
+    ``background=True`` the run goes on in a thread and the session is returned at
+    once: subscribe to ``session.events``, then ``session.wait()``.
 
     Parameters
     ----------
@@ -84,29 +93,58 @@ def run(
     classifier : str or callable, optional
         IC/OOC classifier name or object; the default offline classifier otherwise.
     party : path, optional
-        Party file (YAML) naming the game master and the characters.
+        Party file (YAML) naming the game master and the characters; a copy is kept
+        in the session directory.
+    follow : bool
+        The recording is still being written (by OBS, Audacity, a phone...): process
+        each chunk as soon as its audio has arrived, until the file has not grown for
+        ``idle_timeout`` seconds or :meth:`Session.stop` is called.
+    idle_timeout : float
+        Seconds without growth that end a followed recording.
+    threads : int, optional
+        Threads the models may use in all; by default the cores this process may use
+        (CPU affinity and container quota, or ``LIVEREVIEW_THREADS``). With two or more,
+        the next chunk is transcribed while the current one is diarized.
+
+    Raises
+    ------
+    InputError
+        Any input that cannot work, every problem on a line of its own.
     """
-    options = RunOptions(
-        chunk=ChunkOptions.from_value(chunk_length),
-        transcribe=TranscribeOptions(model=whisper_model, device=device, language=language),
-        diarize=DiarizeOptions(
-            pipeline=diarization_pipeline,
-            num_speakers=num_speakers,
-            min_speakers=min_speakers,
-            max_speakers=max_speakers,
-            device=device,
-            token=hub_token,
-        ),
+    options, problems = build_options(
+        chunk_length=chunk_length,
+        whisper_model=whisper_model,
+        language=language,
+        device=device,
+        diarization_pipeline=diarization_pipeline,
+        num_speakers=num_speakers,
+        min_speakers=min_speakers,
+        max_speakers=max_speakers,
+        hub_token=hub_token,
         classifier=classifier,
-        party=os.fspath(party) if party is not None else None,
+        party=party,
     )
-    session = Session.create(audio, session_id=session_id, out_dir=out_dir, options=options)
-    return session.start(progress=progress) if background else session.run(progress=progress)
+    following = _collect_follow(problems, idle_timeout) if follow else None
+    if threads is not None:
+        try:
+            thread_budget(threads)
+        except ValueError as error:
+            problems.append(str(error))
+    plan = plan_run(audio, out_dir=out_dir, options=options, session_id=session_id, follow=follow, problems=problems)
+    session = Session.create(
+        plan.info.path, session_id=plan.session_id, out_dir=out_dir, options=plan.options, follow=follow
+    )
+    if background:
+        return session.start(progress=progress, follow=following, threads=threads)
+    return session.run(progress=progress, follow=following, threads=threads)
 
 
-def default_session_id(audio: Path) -> str:
-    """A session id from the recording's file name (``Game Night 3.flac`` -> ``game-night-3``)."""
-    return re.sub(r"[^a-z0-9]+", "-", audio.stem.lower()).strip("-") or "session"
+def _collect_follow(problems: list[str], idle_timeout: float) -> FollowOptions | None:
+    try:
+        return FollowOptions(idle_timeout=idle_timeout)
+    except ValueError as error:
+        problems.append(str(error))
+        return None
 
 
 class Session(SessionState):
@@ -117,8 +155,11 @@ class Session(SessionState):
     :meth:`view` the corrected one.
     """
 
-    def __init__(self, store: SessionStore, options: RunOptions | None = None) -> None:
-        super().__init__(store, options)
+    def __init__(
+        self, store: SessionStore, options: RunOptions | None = None, *, audio: os.PathLike[str] | str | None = None
+    ) -> None:
+        super().__init__(store, options, audio=audio)
+        self._stop = threading.Event()
         self._finish_interrupted_rerun()
 
     # -- creation -----------------------------------------------------------------------------
@@ -131,8 +172,12 @@ class Session(SessionState):
         session_id: str | None = None,
         out_dir: os.PathLike[str] | str = DEFAULT_OUTPUT,
         options: RunOptions | None = None,
+        follow: bool = False,
     ) -> Session:
         """Prepare the session directory for ``audio``, or reopen it to resume.
+
+        ``follow=True`` prepares a recording still being written: it is named by the
+        hash of its first MiB until the run ends and hashes it whole.
 
         Raises
         ------
@@ -146,58 +191,64 @@ class Session(SessionState):
         session_id = session_id or default_session_id(info.path)
         directory = Path(out_dir) / session_id
         store = SessionStore(directory)
-        digest = file_hash(info.path)
-        config = options.to_config()
-        located = str(info.path.resolve())
         if store.exists():
-            metadata = store.read_metadata()
-            if metadata["audio"]["sha256"] != digest:
-                msg = (
-                    f"session directory {directory} holds results for another recording "
-                    f"({metadata['audio']['path']}); pass another session id or output directory"
-                )
-                raise FileExistsError(msg)
-            if metadata["config"] != config:
-                changed = sorted(k for k in config if metadata["config"].get(k) != config[k])
-                msg = (
-                    f"session {session_id!r} was run with other options ({', '.join(changed)} differ); "
-                    "resuming would mix results. Pass another session id, or use reruns to change part of it."
-                )
-                raise FileExistsError(msg)
+            problems = existing_session_problems(directory, info.path, options)
+            if problems:
+                raise FileExistsError("\n".join(problems))
             store.load()
-            if metadata["audio"]["path"] != located:
-                store.update_metadata(audio=metadata["audio"] | {"path": located})
+            located = recording_record(info.path, directory)
+            if any(store.metadata["audio"].get(key) != value for key, value in located.items()):
+                store.update_metadata(audio=store.metadata["audio"] | located)
         else:
+            named = (
+                {"sha256_head": head_hash(info.path), "following": True} if follow else {"sha256": file_hash(info.path)}
+            )
             store.create(
                 {
                     "session_id": session_id,
                     "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "audio": info.to_dict() | {"path": located, "sha256": digest},
-                    "config": config,
-                    "status": "created",
+                    "audio": info.to_dict() | recording_record(info.path, directory) | named,
+                    "config": options.to_config(),
+                    "status": CREATED,
                     "models": {},
                 }
             )
+            if options.party is not None:
+                store.update_metadata(party=copy_party(options.party, directory))
         return cls(store, options)
 
     @classmethod
-    def open(cls, directory: os.PathLike[str] | str) -> Session:
-        """Reopen a session directory written by an earlier run."""
+    def open(cls, directory: os.PathLike[str] | str, *, audio: os.PathLike[str] | str | None = None) -> Session:
+        """Reopen a session directory written by an earlier run, from any folder.
+
+        ``audio`` says where the recording is now, when it moved (it must be the same
+        file: its hash is checked); otherwise it is looked for (see :mod:`livereview.review.locate`).
+        """
         store = SessionStore(directory)
         store.load()
-        return cls(store)
+        return cls(store, audio=audio)
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, *, progress: bool = True) -> Session:
-        """Process the recording (resuming after the last completed chunk) and return ``self``."""
-        run_session(self, progress=progress)
+    def run(self, *, progress: bool = True, follow: FollowOptions | None = None, threads: int | None = None) -> Session:
+        """Process the recording (resuming after the last completed chunk) and return ``self``.
+
+        With ``follow`` the recording is still being written; ``threads`` overrides the
+        cores this process may use (see :func:`livereview.run`).
+        """
+        run_session(self, progress=progress, follow=follow, stop=self._stop, threads=threads)
         return self
 
-    def start(self, *, progress: bool = False) -> Session:
+    def start(
+        self, *, progress: bool = False, follow: FollowOptions | None = None, threads: int | None = None
+    ) -> Session:
         """Run in a background thread, so a notebook stays responsive; see :meth:`wait`."""
-        start_session(self, progress=progress)
+        start_session(self, progress=progress, follow=follow, stop=self._stop, threads=threads)
         return self
+
+    def stop(self) -> None:
+        """End a followed recording now (the chunks so far and the global pass complete the run)."""
+        self._stop.set()
 
     def wait(self, timeout: float | None = None) -> Session:
         """Wait for a background run; re-raise its error."""
@@ -219,7 +270,7 @@ class Session(SessionState):
         with ``show_disagreements=True`` a ``disagreements`` column lists the corrected fields a
         later rerun disagrees with (see :meth:`disagreements`).
         """
-        view = merged_view(self.segments, self.corrected_values(), show_base=show_base)
+        view = conform_view(merged_view(self.segments, self.corrected_values(), show_base=show_base))
         if show_disagreements:
             found = self.disagreements().groupby("segment_id")["field"].agg(tuple)
             view["disagreements"] = [found.get(sid, ()) for sid in view.index]
@@ -249,6 +300,43 @@ class Session(SessionState):
             "models": self.metadata.get("models", {}),
             "status": self.status,
         }
+
+    # -- downstream artifacts: snippets, scenes, knowledge -------------------------------------
+
+    def export_snippets(
+        self,
+        selection: str = "all",
+        by: str = "segment",
+        format: str = "flac",
+        out: os.PathLike[str] | str | None = None,
+        **options: Any,
+    ) -> snippets.SnippetExport:
+        """Audio clips per segment, speaker or scene, with a manifest.
+
+        See :func:`livereview.review.snippets.export_snippets` for the options.
+        """
+        scenes = self.scenes() if by == "scene" else None
+        return snippets.export_snippets(
+            self, self.view(), selection=selection, by=by, format=format, out=out, scenes=scenes, **options
+        )
+
+    def scenes(self, **options: Any) -> pd.DataFrame:
+        """The session's scenes, kept current; see :func:`livereview.review.story.session_scenes`."""
+        return story.session_scenes(self, self.view(), **options)
+
+    def knowledge(self, **options: Any) -> Knowledge:
+        """Entities, mentions and quest/hook candidates, kept current.
+
+        See :func:`livereview.review.story.session_knowledge` for the options.
+        """
+        return story.session_knowledge(self, self.view(), **options)
+
+    def artifacts_stale(self) -> pd.DataFrame:
+        """Which snippets, scenes and knowledge builds are out of date, and why.
+
+        See :func:`livereview.review.artifacts.stale_artifacts`.
+        """
+        return artifacts.stale_artifacts(self)
 
     # -- partial reruns -----------------------------------------------------------------------
 

@@ -10,28 +10,33 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from livereview.core.events import UPDATE
+from livereview.core.events import CHUNK_COMPLETED, SUMMARY, UPDATE, LiveEvent
+from livereview.core.jsonl import JsonlTail
 from livereview.core.options import RunOptions
 from livereview.core.party import Party, load_party
 from livereview.core.roles import EDITOR
 from livereview.core.segments import Segment, segments_to_frame
 from livereview.core.turns import ChunkSpeakers
 from livereview.live.emitter import EventEmitter
-from livereview.live.metrics import SessionMonitor
+from livereview.live.metrics import EVENT_LOG_CHECKPOINT, SessionMonitor
+from livereview.review.locate import locate_party, locate_recording
 from livereview.review.view import merged_view
 from livereview.stages.classify.frame import classification_frame
-from livereview.store.event_log import JsonlEventLog, last_seq, read_event_log
+from livereview.store.event_log import EventSequence, JsonlEventLog, read_event_log
 from livereview.store.layout import SessionPaths
 from livereview.store.override_feed import OverrideFeed
 from livereview.store.overrides import EditContext, OverrideRecord, OverrideStore
 from livereview.store.rerun_log import RerunLog
 from livereview.store.results import SessionStore
+from livereview.store.writer import WriterLock
 
 logger = logging.getLogger(__name__)
 
@@ -49,22 +54,32 @@ class SessionState:
     options : RunOptions, optional
         The run's options as given (a classifier object stays an object); read from
         ``metadata.json`` otherwise.
+    audio : path, optional
+        Where the recording is now, when it moved (see :mod:`livereview.review.locate`).
     """
 
-    def __init__(self, store: SessionStore, options: RunOptions | None = None) -> None:
+    def __init__(
+        self, store: SessionStore, options: RunOptions | None = None, *, audio: os.PathLike[str] | str | None = None
+    ) -> None:
         self._store = store
         self.paths: SessionPaths = store.paths
         self.directory: Path = store.directory
         self.options = options or RunOptions.from_config(store.metadata["config"])
+        self._audio_path = locate_recording(store.metadata, self.directory, audio)
         self.session_id: str = store.metadata["session_id"]
         self.rerun_log = RerunLog(self.directory)
         self._party: Party | None = None
+        self._party_read = False
         self._run_thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.events = EventEmitter(self.session_id, start_seq=last_seq(self.paths.events))
+        self.events = EventEmitter(
+            self.session_id, sequence=EventSequence(self.paths.event_sequence, self.paths.events)
+        )
         self._event_log = JsonlEventLog(self.paths.events)
-        self.events.subscribe(self._event_log, name="event-log", maxsize=100_000)
-        self.monitor = SessionMonitor(self.session_id, self.paths.events)
+        self.events.subscribe(self._event_log, name="event-log", maxsize=100_000, relayed=False)
+        self._log_follower: LogFollower | None = None
+        checkpoint = store.read_metrics().get(EVENT_LOG_CHECKPOINT)
+        self.monitor = SessionMonitor(self.session_id, self.paths.events, checkpoint)
         self._overrides = OverrideStore(self.directory, self.session_id, self._edit_context)
         # Announces every correction in the log once, this session's at once and others' when polled.
         self.override_feed = OverrideFeed(
@@ -81,7 +96,8 @@ class SessionState:
 
     @property
     def audio_path(self) -> Path:
-        return Path(self.metadata["audio"]["path"])
+        """The recording, where it is now."""
+        return self._audio_path
 
     @property
     def status(self) -> str:
@@ -144,9 +160,11 @@ class SessionState:
 
     @property
     def party(self) -> Party | None:
-        """The party configuration, when the session has a party file."""
-        if self._party is None and self.options.party:
-            self._party = load_party(self.options.party)
+        """The party configuration, when the session has a party file (its copy in the session directory)."""
+        if not self._party_read:
+            path = locate_party(self.metadata, self.directory, self.options.party)
+            self._party = load_party(path) if path is not None else None
+            self._party_read = True
         return self._party
 
     @property
@@ -232,6 +250,12 @@ class SessionState:
         """Operator corrections in effect: segment id -> field -> value."""
         return self._overrides.current_values()
 
+    @property
+    def override_seq(self) -> int:
+        """The ``seq`` of the last correction in the override log (0 before any)."""
+        self._overrides.refresh()
+        return self._overrides.seq
+
     def watch_overrides(self, interval: float = 0.5) -> OverrideFeed:
         """Also announce corrections other sessions or kernels write, polling every ``interval`` s.
 
@@ -256,10 +280,30 @@ class SessionState:
             data={"user": records[0].user, "batch_id": records[0].batch_id, "op": records[0].op} | (data or {}),
         )
 
+    # -- a session another process writes ------------------------------------------------------
+
+    def written_elsewhere(self) -> bool:
+        """Whether another process (a batch worker, another notebook) is running or rerunning the session."""
+        holder = WriterLock(self.directory).holder()
+        here = holder is not None and (holder.get("pid"), holder.get("host")) == (os.getpid(), socket.gethostname())
+        return holder is not None and not here
+
+    def follow_log(self, interval: float = 0.25) -> LogFollower:
+        """Relay the events another process writes to ``events.jsonl`` to this session's subscribers.
+
+        The results it commits are read again as its chunks complete, so corrections and the
+        review see them. Stop with ``follower.stop()`` (closing the session stops it too).
+        """
+        if self._log_follower is None or not self._log_follower.running:
+            self._log_follower = LogFollower(self, interval)
+        return self._log_follower
+
     # -- closing --------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Deliver pending live events and release the event log and override store."""
+        if self._log_follower is not None:
+            self._log_follower.stop()
         self.override_feed.stop()
         self.events.close()
         self._event_log.close()
@@ -270,3 +314,39 @@ class SessionState:
             f"<Session {self.session_id!r} {self.status}: {self._store.segment_count()} segments, "
             f"{len(self._store.chunk_records())} chunks>"
         )
+
+
+class LogFollower:
+    """Tails a session's ``events.jsonl`` on a thread, relaying what another process writes."""
+
+    def __init__(self, session: SessionState, interval: float) -> None:
+        self.session = session
+        self.interval = interval
+        self._tail = JsonlTail(session.paths.events)
+        self._tail.start_at_end()
+        self._stop = threading.Event()
+        name = f"livereview-follow-{session.session_id}"
+        self._thread = threading.Thread(target=self._follow, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                records = self._tail.read()
+            except OSError:
+                logger.exception("following %s failed; retrying", self._tail.path)
+                continue
+            for record in records:
+                event = LiveEvent.from_dict(record)
+                if event.kind in (CHUNK_COMPLETED, SUMMARY) or event.stage == "rerun":
+                    self.session._store.refresh()  # the other process committed results: read them
+                self.session.events.relay(event)

@@ -124,3 +124,29 @@ def authenticate(connection: HTTPConnection, tokens: Mapping[str, Principal] | N
     if principal is None:
         raise RequestError(401, "unknown token; ask the session's host for a valid one")
     return principal
+
+
+def access_table(
+    host: str,
+    token_file: os.PathLike[str] | str | None = None,
+    tokens: Mapping[str, tuple[str, str] | Principal] | None = None,
+) -> dict[str, Principal] | None:
+    """The tokens a server on ``host`` accepts (None: loopback, no tokens), checked before it starts.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A missing or malformed token file (see :func:`load_tokens`).
+    PermissionError
+        A non-loopback ``host`` without tokens.
+    """
+    table = load_tokens(token_file) if token_file is not None else None
+    if tokens is not None:
+        table = (table or {}) | {token: as_principal(value) for token, value in tokens.items()}
+    if table is None and not is_loopback(host):
+        msg = (
+            f"refusing to listen on {host!r} without tokens: anyone who can reach it could read and edit "
+            "the session. Pass a token file (one 'TOKEN USER ROLE' line per user) or listen on 127.0.0.1"
+        )
+        raise PermissionError(msg)
+    return table

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 
 from livereview.review.session import Session
-from livereview.server.access import Principal, as_principal, is_loopback, load_tokens
+from livereview.server.access import Principal, access_table
 from livereview.server.app import CLIENT_QUEUE, KEEPALIVE_SECONDS, MAX_CLIENTS, RING_SIZE, LiveServer
 from livereview.server.hub import LAGGING_CLIENTS
 
@@ -201,15 +201,7 @@ def serve(
     OSError
         The port is taken.
     """
-    table = load_tokens(token_file) if token_file is not None else None
-    if tokens is not None:
-        table = (table or {}) | {token: as_principal(value) for token, value in tokens.items()}
-    if table is None and not is_loopback(host):
-        msg = (
-            f"refusing to listen on {host!r} without tokens: anyone who can reach it could read and edit "
-            "the session. Pass a token file (one 'TOKEN USER ROLE' line per user) or listen on 127.0.0.1"
-        )
-        raise PermissionError(msg)
+    table = access_table(host, token_file, tokens)
     sock = _listen(host, port)
     owns_session = not isinstance(session, Session)
     try:

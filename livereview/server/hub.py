@@ -149,14 +149,16 @@ class EventHub:
     # producer side
 
     def publish(self, seq: int, kind: str, text: str, data: dict[str, Any]) -> None:
-        """Add an event from the bridge; a gap (the bridge fell behind) resyncs every client."""
+        """Add an event from the bridge; events the bridge dropped (it fell behind) resync every client.
+
+        Sequence numbers are shared by every process writing the session, so the stream
+        skips the numbers other processes took: a skipped number is not a lost event.
+        """
         if kind == SUMMARY and "first_dropped_seq" in data and "last_dropped_seq" in data:
             self._gap(int(data["first_dropped_seq"]), int(data["last_dropped_seq"]))
             return
         if seq <= self.last_seq:
             return  # emitted before the server subscribed: events.jsonl has it
-        if seq > self.last_seq + 1:
-            self._gap(self.last_seq + 1, seq - 1)
         self.ring.append((seq, text))
         self.last_seq = seq
         self.published += 1
@@ -199,7 +201,7 @@ class EventHub:
             return client, _Start(None, None, None, f"seq {since} is ahead of the stream (last {last})")
         first = self.ring[0][0] if self.ring else last + 1
         if since + 1 >= first:
-            backlog = list(itertools.islice(self.ring, since + 1 - first, None))
+            backlog = [(seq, text) for seq, text in self.ring if seq > since]
             return client, _Start(since, backlog, None, None)
         backlog = list(self.ring)
         return client, _Start(since, backlog, (since + 1, first - 1), None)

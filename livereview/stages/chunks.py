@@ -134,7 +134,8 @@ def chunk_audio(
         if available_end <= chunk_start:
             return
         offset = chunk_start - buffer_start
-        window = buffer[offset:]
+        # Exactly the span a cut can use: the chunks do not depend on how the audio arrived.
+        window = buffer[offset : offset + int(options.max_length * rate) + overlap]
         regions = _speech_regions(window, options.min_silence)
         remaining = available_end - chunk_start
         if exhausted and remaining <= int(options.max_length * rate):

@@ -2,19 +2,24 @@
 
 For each chunk the stages run in order and each one reports through the
 :class:`RunSink` it is given, so rows appear seconds after the start and fill in
-(speaker, IC/OOC) chunk by chunk. A final global pass reclusters all speakers and
-reports the segments it relabels. The pipeline holds no reference to a session:
-the sink is its only way out (``livereview.review.run.SessionSink`` writes a session
-directory and emits live events).
+(speaker, IC/OOC) chunk by chunk. With two threads or more, the next chunk is read
+and transcribed on a thread of its own while the current one is diarized and
+classified (see :class:`~livereview.core.threads.ThreadPlan`); its events are told
+once the current chunk is done, so the events come in the same order either way.
+A final global pass reclusters all speakers and reports the segments it relabels.
+The pipeline holds no reference to a session: the sink is its only way out
+(``livereview.review.run.SessionSink`` writes a session directory and emits live events).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,15 +28,17 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from livereview.core import events
-from livereview.core.options import RunOptions
+from livereview.core.options import FollowOptions, RunOptions
 from livereview.core.party import Party
-from livereview.core.saved import SavedRun
+from livereview.core.saved import COMPLETE, PARTIAL, SavedRun
 from livereview.core.segments import CLASSIFIED, DIARIZED, TRANSCRIBED, Segment
+from livereview.core.threads import ThreadPlan
 from livereview.core.turns import ChunkSpeakers
-from livereview.stages.audio import iter_audio, probe
+from livereview.stages.audio import Damage, follow_audio, iter_audio, probe
 from livereview.stages.chunks import Chunk, chunk_audio
 from livereview.stages.classify import Classifier, classify_segments, resolve_classifier
 from livereview.stages.diarize import Diarizer, assign_speakers, recluster
+from livereview.stages.threads import torch_threads
 from livereview.stages.transcribe import Transcriber
 
 logger = logging.getLogger(__name__)
@@ -81,15 +88,27 @@ class RunSink(Protocol):
     def set_status(self, status: str, **values: Any) -> None:
         """Record the run status (and models, errors)."""
 
+    def report_damage(self, damage: Damage) -> None:
+        """Tell and keep a damaged stretch of the recording (the run goes on past it)."""
+
+    def finish(self, status: str, *, duration: float) -> None:
+        """Record the end of the run: its status (complete or partial) and how long the recording was."""
+
     def record_metrics(self, metrics: dict[str, Any]) -> None:
         """Keep the run's timings (audio seconds, stage seconds, real-time factors)."""
 
 
 @dataclass
 class StageClock:
-    """Seconds spent per stage, for real-time factors."""
+    """Seconds spent per stage and on the whole run, for real-time factors.
+
+    Stages overlap when transcription runs ahead, so the run's total is its wall-clock
+    time (from the clock's creation to :meth:`stop`), not the sum of its stages.
+    """
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    started: float = field(default_factory=time.perf_counter)
+    wall: float | None = None
 
     @contextmanager
     def measure(self, stage: str) -> Iterator[dict[str, float]]:
@@ -101,12 +120,17 @@ class StageClock:
             timing["elapsed"] = time.perf_counter() - started
             self.seconds[stage] += timing["elapsed"]
 
+    def stop(self) -> None:
+        """End the run's wall-clock time (the first call counts)."""
+        if self.wall is None:
+            self.wall = time.perf_counter() - self.started
+
     def real_time_factors(self, audio_seconds: float) -> dict[str, float]:
-        """Processing seconds per audio second, per stage and in total."""
+        """Processing seconds per audio second, per stage and in total (wall-clock)."""
         if audio_seconds <= 0:
             return {}
         factors = {stage: seconds / audio_seconds for stage, seconds in self.seconds.items()}
-        factors["total"] = sum(self.seconds.values()) / audio_seconds
+        factors["total"] = (self.wall if self.wall is not None else time.perf_counter() - self.started) / audio_seconds
         return factors
 
 
@@ -119,8 +143,14 @@ class Models:
     classifier: Classifier
 
     @classmethod
-    def load(cls, options: RunOptions) -> Models:
-        return cls(Transcriber(options.transcribe), Diarizer(options.diarize), resolve_classifier(options.classifier))
+    def load(cls, options: RunOptions, plan: ThreadPlan | None = None) -> Models:
+        """Load the models of ``options``; transcription gets the threads of ``plan`` (default: the machine's)."""
+        plan = plan or ThreadPlan.for_run()
+        return cls(
+            Transcriber(options.transcribe, threads=plan.transcribe),
+            Diarizer(options.diarize),
+            resolve_classifier(options.classifier),
+        )
 
     def identifiers(self) -> dict[str, str]:
         return {
@@ -157,24 +187,87 @@ class _Step:
 
 
 @contextmanager
-def _stage(sink: RunSink, clock: StageClock, stage: str, chunk: Chunk | None = None) -> Iterator[_Step]:
-    """Emit ``stage_started``, time the body, then emit ``stage_completed`` (the one place that does)."""
+def _stage(
+    sink: RunSink, clock: StageClock, stage: str, chunk: Chunk | None = None, *, elapsed: float | None = None
+) -> Iterator[_Step]:
+    """Emit ``stage_started``, time the body, then emit ``stage_completed`` (the one place that does).
+
+    ``elapsed``: the stage's work already ran, ahead on another thread, and took this long;
+    the body only tells its results.
+    """
     step = _Step(sink, stage, chunk)
     sink.emit(events.STAGE_STARTED, stage=stage, chunk_id=step.chunk_id, position=chunk.start if chunk else None)
-    with clock.measure(stage) as timing:
+    if elapsed is None:
+        with clock.measure(stage) as timing:
+            yield step
+        step.elapsed = timing["elapsed"]
+    else:
         yield step
+        clock.seconds[stage] += elapsed
+        step.elapsed = elapsed
     sink.emit(
         events.STAGE_COMPLETED,
         stage=stage,
         chunk_id=step.chunk_id,
-        elapsed=timing["elapsed"],
+        elapsed=step.elapsed,
         position=step.position,
         data=dict(step.data),
     )
-    step.elapsed = timing["elapsed"]
 
 
-def run_pipeline(sink: RunSink, *, progress: bool = True, models: Models | None = None) -> None:
+@dataclass
+class _Transcription:
+    """One chunk read and transcribed, and the damage found while reading it; no chunk: the recording ended."""
+
+    chunk: Chunk | None
+    segments: list[Segment]
+    elapsed: float
+    damage: list[Damage]
+
+
+def _transcriptions(
+    chunks: Iterator[Chunk], transcribe: Callable[[Chunk], list[Segment]], found: list[Damage], *, ahead: bool
+) -> Iterator[_Transcription]:
+    """Read and transcribe chunk after chunk; ``ahead``: the next one on a thread of its own meanwhile.
+
+    ``found`` collects damage while the audio is read (on whichever thread reads it); each
+    transcription carries what was found up to it, so it is told in the same place either way.
+    The last item has no chunk and carries the damage found after the last chunk.
+    """
+
+    def read_and_transcribe() -> _Transcription:
+        chunk = next(chunks, None)
+        started = time.perf_counter()
+        segments = transcribe(chunk) if chunk is not None else []
+        damage = found[:]
+        found.clear()
+        return _Transcription(chunk, segments, time.perf_counter() - started, damage)
+
+    if not ahead:
+        while (item := read_and_transcribe()).chunk is not None:
+            yield item
+        yield item
+        return
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livereview-transcribe")
+    try:
+        pending = reader.submit(read_and_transcribe)
+        while (item := pending.result()).chunk is not None:
+            pending = reader.submit(read_and_transcribe)
+            yield item
+        yield item
+    finally:  # closed early (the run failed): a read still waiting for a followed recording ends on its own
+        reader.shutdown(wait=False, cancel_futures=True)
+
+
+def run_pipeline(
+    sink: RunSink,
+    *,
+    progress: bool = True,
+    models: Models | None = None,
+    follow: FollowOptions | None = None,
+    stop: threading.Event | None = None,
+    threads: int | ThreadPlan | None = None,
+) -> None:
     """Process the sink's recording from its last completed chunk to the end.
 
     Parameters
@@ -185,75 +278,115 @@ def run_pipeline(sink: RunSink, *, progress: bool = True, models: Models | None 
         Show a progress bar over the recording's seconds, with ETA.
     models : Models, optional
         Loaded models to reuse (benchmarks); loaded from the options otherwise.
+    follow : FollowOptions, optional
+        Follow a recording that is still being written (see
+        :func:`~livereview.stages.audio.follow_audio`); read the finished file otherwise.
+    stop : threading.Event, optional
+        Set it to end a followed recording here; the global pass then runs as usual.
+    threads : int or ThreadPlan, optional
+        Threads in all (default: the cores this process may use, see
+        :func:`~livereview.core.threads.thread_budget`), or the whole plan.
+
+    A damaged recording is processed as far as its data allows: each damaged stretch is
+    told (:meth:`RunSink.report_damage`) and the run ends ``"partial"`` instead of
+    ``"complete"``.
     """
     info = probe(sink.audio_path)
+    plan = threads if isinstance(threads, ThreadPlan) else ThreadPlan.for_run(threads)
+    models = models or Models.load(sink.options, plan)
     clock = StageClock()
-    with clock.measure("load"):
-        models = models or Models.load(sink.options)
     saved = sink.resume_point()
     models.diarizer.restore(saved.speakers)
     speakers: list[ChunkSpeakers] = list(saved.speakers)
     segments: list[Segment] = list(saved.segments)
-    start = saved.resume_at
+    start = end = saved.resume_at
+    damaged: list[Damage] = []
+    found: list[Damage] = []
+
     sink.set_status("running", models=models.identifiers())
     sink.emit(
         events.STAGE_STARTED,
         stage="run",
         position=start,
         status="running",
-        data={"duration": info.duration, "resumed_from_chunk": saved.next_chunk_id, "models": models.identifiers()},
+        data={
+            "duration": None if follow else info.duration,
+            "resumed_from_chunk": saved.next_chunk_id,
+            "models": models.identifiers(),
+            "follow": follow is not None,
+            "threads": plan.to_dict(),
+        },
     )
-    bar = tqdm(
-        total=round(info.duration, 1), initial=round(start, 1), unit="s", desc=sink.session_id, disable=not progress
-    )
+    total = None if follow else round(info.duration, 1)
+    bar = tqdm(total=total, initial=round(start, 1), unit="s", desc=sink.session_id, disable=not progress)
     try:
-        chunks = (
-            ()
-            if saved.all_chunks_done
-            else chunk_audio(
-                iter_audio(sink.audio_path), sink.options.chunk, first_chunk_id=saved.next_chunk_id, start=start
+        if follow is not None:
+            audio = follow_audio(
+                sink.audio_path, idle_timeout=follow.idle_timeout, poll=follow.poll, stop=stop, on_damage=found.append
             )
+        else:
+            audio = iter_audio(sink.audio_path, on_damage=found.append)
+        chunks = (
+            iter(())
+            if saved.all_chunks_done
+            else chunk_audio(audio, sink.options.chunk, first_chunk_id=saved.next_chunk_id, start=start)
         )
-        for chunk in chunks:
-            chunk_segments, chunk_speakers = _process_chunk(sink, models, clock, chunk)
-            segments += chunk_segments
-            speakers.append(chunk_speakers)
-            bar.n = round(chunk.end, 1)  # set, not added: sums of floats would show as 300.20000000000005
-            bar.set_postfix(chunks=chunk.chunk_id + 1, segments=len(segments))
-        _global_pass(sink, models, clock, segments, speakers)
+        transcriptions = _transcriptions(
+            chunks, lambda chunk: models.transcriber.transcribe(chunk, sink.session_id), found, ahead=plan.overlap
+        )
+        with closing(transcriptions):
+            for transcription in transcriptions:
+                for damage in transcription.damage:
+                    damaged.append(damage)
+                    sink.report_damage(damage)
+                chunk = transcription.chunk
+                if chunk is None:
+                    break
+                with torch_threads(plan.analysis_threads()):
+                    chunk_segments, chunk_speakers = _process_chunk(sink, models, clock, chunk, transcription)
+                segments += chunk_segments
+                speakers.append(chunk_speakers)
+                end = chunk.end
+                bar.n = round(end, 1)  # set, not added: sums of floats would show as 300.20000000000005
+                bar.set_postfix(chunks=chunk.chunk_id + 1, segments=len(segments))
+        with torch_threads(plan.analysis_threads()):
+            _global_pass(sink, models, clock, segments, speakers)
     except Exception as error:
         sink.emit(events.ERROR, stage="run", status="failed", message=f"{type(error).__name__}: {error}")
         sink.set_status("failed", error=f"{type(error).__name__}: {error}")
         raise
     finally:
+        clock.stop()
         bar.close()
-        del clock.seconds["load"]
-        audio_seconds = info.duration - start
+        audio_seconds = end - start
         sink.record_metrics(
             {
                 "audio_seconds": round(audio_seconds, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
                 "real_time_factors": {k: round(v, 4) for k, v in clock.real_time_factors(audio_seconds).items()},
+                "threads": plan.to_dict(),
             }
         )
-    factors = clock.real_time_factors(info.duration - start)
-    sink.set_status("complete")
+    factors = clock.real_time_factors(end - start)
+    status = PARTIAL if damaged or saved.damaged else COMPLETE
+    sink.finish(status, duration=end)
     sink.emit(
         events.SUMMARY,
         stage="run",
-        status="complete",
-        position=info.duration,
-        message=f"{len(segments)} segments, real-time factor {factors.get('total', 0):.3f}",
-        data={"segments": len(segments), "real_time_factors": factors},
+        status=status,
+        position=end,
+        message=f"{len(segments)} segments, real-time factor {factors.get('total', 0):.3f}"
+        + (f"; the recording is damaged {damaged[0].describe()}" if damaged else ""),
+        data={"segments": len(segments), "real_time_factors": factors, "damage": [d.to_dict() for d in damaged]},
     )
 
 
 def _process_chunk(
-    sink: RunSink, models: Models, clock: StageClock, chunk: Chunk
+    sink: RunSink, models: Models, clock: StageClock, chunk: Chunk, transcription: _Transcription
 ) -> tuple[list[Segment], ChunkSpeakers]:
-    """Transcribe, diarize and classify one chunk, telling each step; commit it."""
-    with _stage(sink, clock, "transcribe", chunk) as transcribed:
-        segments = models.transcriber.transcribe(chunk, sink.session_id)
+    """Tell the chunk's transcription, diarize and classify it, telling each step; commit it."""
+    segments = transcription.segments
+    with _stage(sink, clock, "transcribe", chunk, elapsed=transcription.elapsed) as transcribed:
         sink.keep_transcription(chunk.chunk_id, segments)
         transcribed.tell(events.SEGMENTS, segments, status=TRANSCRIBED, model=models.transcriber.model_id)
     with _stage(sink, clock, "diarize", chunk) as diarized:

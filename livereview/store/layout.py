@@ -8,6 +8,7 @@ Layout of ``output/<session_id>/``::
     stages/transcription.jsonl    per chunk: the segments as transcribed
     stages/diarization.jsonl      per chunk: speaker turns, an embedding per turn, session speakers
     events.jsonl                  the live events of every run
+    events.seq                    the last event sequence number given out
     metrics.json                  stage timings, real-time factors, event counts
     speaker_map.json              diarized speaker -> player
     overrides/                    operator corrections (see livereview.store.overrides)
@@ -59,6 +60,10 @@ class SessionPaths:
     @property
     def events(self) -> Path:
         return self.directory / "events.jsonl"
+
+    @property
+    def event_sequence(self) -> Path:
+        return self.directory / "events.seq"
 
     @property
     def metrics(self) -> Path:

@@ -42,9 +42,9 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
+from livereview.core.corrections import CORRECTION_FIELDS, STRUCTURE_FIELDS
 from livereview.core.jsonl import JsonlCorruptError, parse_lines
 from livereview.core.roles import EDITOR, check_writer
-from livereview.core.segments import OVERRIDABLE_FIELDS
 from livereview.store.override_rules import (
     ConfirmationRequiredError,
     EditContext,
@@ -52,6 +52,8 @@ from livereview.store.override_rules import (
     base_value,
     changes_from_frame,
     confirm_message,
+    moves_boundaries,
+    standing_context,
     validated_changes,
 )
 
@@ -66,8 +68,6 @@ LOG_NAME = "overrides.jsonl"
 INDEX_NAME = "overrides_index.json"
 INDEX_FORMAT = 1
 _READ_BLOCK = 1 << 20
-
-
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,8 @@ class OverrideStore:
         allow_new_speaker : bool
             Accept a ``speaker_id`` that is not among the known speakers.
         **fields
-            Field name to new value, among :data:`OVERRIDABLE_FIELDS`.
+            Field name to new value, among :data:`~livereview.core.corrections.CORRECTION_FIELDS`
+            (boundaries included: ``start``, ``end``, ``split``, ``merged_into``).
 
         Returns
         -------
@@ -235,7 +236,7 @@ class OverrideStore:
         if not fields:
             msg = (
                 f"no field given for segment {segment_id!r}; pass at least one of "
-                f"{OVERRIDABLE_FIELDS} as a keyword, e.g. speaker_id='Dana'"
+                f"{CORRECTION_FIELDS} as a keyword, e.g. speaker_id='Dana'"
             )
             raise OverrideError(msg)
         changes = [(segment_id, name, value) for name, value in fields.items()]
@@ -366,10 +367,7 @@ class OverrideStore:
         """Segment id -> field -> current value, for :func:`livereview.review.view.merged_view`."""
         with self._lock:
             self.refresh()
-            return {
-                segment_id: {name: r.value for name, r in fields.items()}
-                for segment_id, fields in self._current.items()
-            }
+            return self._values()
 
     def write_index(self) -> None:
         """Bring ``overrides_index.json`` up to date with the log."""
@@ -389,11 +387,16 @@ class OverrideStore:
     # -- internals -------------------------------------------------------------------------
 
     def _reset(self) -> None:
+        self._splits_and_merges: set[tuple[str, str]] = set()  # (segment, field) of splits and merges in effect
         self._current: dict[str, dict[str, OverrideRecord]] = {}
         self._open_batches: dict[str, list[str]] = {}
         self._seq = 0
         self._offset = 0
         self._hash = hashlib.sha256()
+
+    def _values(self) -> dict[str, dict[str, Any]]:
+        """Segment id -> field -> current value, as folded so far."""
+        return {sid: {name: r.value for name, r in fields.items()} for sid, fields in self._current.items()}
 
     def _records(self) -> Iterator[OverrideRecord]:
         for fields in self._current.values():
@@ -428,6 +431,8 @@ class OverrideStore:
         check_writer(user, role, what, invalid=OverrideError)
         with self._exclusive() as fd:
             ctx = self._context()
+            if self._splits_and_merges or moves_boundaries(changes, ctx):  # check against the segments as they stand
+                ctx = standing_context(ctx, self._values())
             changes = validated_changes(changes, ctx, allow_new_speaker)
             if not confirm:
                 same = sum(self._in_effect(ctx, s, n) == v for s, n, v in changes)
@@ -491,6 +496,7 @@ class OverrideStore:
             )
             raise OverrideError(msg)
         self._seq = record.seq
+        self._track_structure(record)
         fields = self._current.setdefault(record.segment_id, {})
         if record.restores_base:
             fields.pop(record.field, None)
@@ -504,6 +510,15 @@ class OverrideStore:
                 stack.remove(record.reverts)
         elif not stack or stack[-1] != record.batch_id:
             stack.append(record.batch_id)
+
+    def _track_structure(self, record: OverrideRecord) -> None:
+        if record.field not in STRUCTURE_FIELDS:
+            return
+        key = (record.segment_id, record.field)
+        if record.restores_base or record.value is None:
+            self._splits_and_merges.discard(key)
+        else:
+            self._splits_and_merges.add(key)
 
     def _catch_up(self, fd: int, *, repair: bool) -> None:
         """Fold the complete lines past ``_offset``; with ``repair``, set a torn tail aside."""
@@ -596,6 +611,7 @@ class OverrideStore:
             return
         for record in current:
             self._current.setdefault(record.segment_id, {})[record.field] = record
+            self._track_structure(record)
         self._open_batches = open_batches
         self._seq, self._offset, self._hash = seq, size, prefix
         self._indexed = (size, digest)
@@ -630,9 +646,13 @@ def _parse_lines(data: bytes, path: Path) -> tuple[list[OverrideRecord], int]:
         lines, used = parse_lines(data, source=f"override log {path}", corrupt="raise")
         return [OverrideRecord.from_dict(line) for line in lines], used
     except (ValueError, TypeError) as error:
-        msg = f"{error}" if isinstance(error, JsonlCorruptError) else (
-            f"override log {path} holds a line that is no correction ({error}); it was edited by hand: "
-            "move the bad line out of the file after checking it"
+        msg = (
+            f"{error}"
+            if isinstance(error, JsonlCorruptError)
+            else (
+                f"override log {path} holds a line that is no correction ({error}); it was edited by hand: "
+                "move the bad line out of the file after checking it"
+            )
         )
         raise OverrideError(msg) from error
 
@@ -660,5 +680,3 @@ def _fsync_directory(directory: Path) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-

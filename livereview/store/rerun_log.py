@@ -4,7 +4,7 @@ Layout of ``output/<session_id>/reruns/``::
 
     history.jsonl   one line per completed rerun (see :class:`Rerun`)
     pending.json    the rerun being committed: its history line and its new results
-    .lock           held while a rerun computes and commits (one at a time per session)
+    (the session's writer lock, livereview.store.writer, is held while a rerun computes and commits)
 
 A rerun computes everything in memory, then writes ``pending.json`` (atomically),
 replaces the session files, appends its history line and removes ``pending.json``.
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
 from livereview.core.jsonl import append_jsonl, read_json, read_jsonl, write_json_atomic
+from livereview.store.writer import SessionBusyError, WriterLock
 
 RECLASSIFY, REDIARIZE = "reclassify", "rediarize"
 RERUN_KINDS = (RECLASSIFY, REDIARIZE)
@@ -121,14 +121,21 @@ class RerunLog:
         self.history_path = self.directory / "history.jsonl"
         self.pending_path = self.directory / "pending.json"
 
-    def lock(self, timeout: float = 0.0) -> FileLock:
-        """The session's rerun lock, acquired; raises :class:`RerunBusyError` when held elsewhere."""
+    def lock(self) -> WriterLock:
+        """The session's writer lock, taken for a rerun; :class:`RerunBusyError` names who holds it otherwise."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.directory / ".lock", thread_local=False)
+        lock = WriterLock(self.directory.parent)
         try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            msg = f"another rerun of this session is in progress (lock {lock.lock_file}); try again when it ends"
+            lock.acquire("rerun")
+        except SessionBusyError as busy:
+            holder = busy.holder
+            if holder.get("what") == "rerun":
+                msg = (
+                    f"another rerun of this session is in progress (pid {holder.get('pid')} on {holder.get('host')}, "
+                    f"since {holder.get('since')}); try again when it ends"
+                )
+            else:
+                msg = str(busy)
             raise RerunBusyError(msg) from None
         return lock
 

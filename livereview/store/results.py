@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from livereview.core.jsonl import append_jsonl, read_json, read_jsonl, rewrite_jsonl, write_json_atomic
+from livereview.core.jsonl import JsonlTail, append_jsonl, read_json, read_jsonl, rewrite_jsonl, write_json_atomic
 from livereview.core.saved import SavedRun
 from livereview.core.segments import Segment
 from livereview.core.turns import ChunkSpeakers
@@ -46,6 +46,9 @@ class SessionStore:
         self._chunks: list[dict[str, Any]] = []
         self._speakers: list[ChunkSpeakers] = []
         self._speaker_map: dict[str, str] = {}
+        self._tails: list[JsonlTail] = []
+        self._unfinished_segments: list[Segment] = []  # read by refresh() before their chunk's line
+        self._unfinished_speakers: list[ChunkSpeakers] = []
 
     # -- creating and opening --------------------------------------------------------------
 
@@ -69,9 +72,40 @@ class SessionStore:
         with self._lock:
             self._metadata = self.read_metadata()
             self._speaker_map = read_json(self.paths.speaker_map, {})
+            # where later reads start: sizes taken first, so what is appended meanwhile is read again, not lost
+            self._tails = [JsonlTail(path) for path in (self.paths.chunks, self.paths.segments, self.paths.diarization)]
+            for tail in self._tails:
+                tail.start_at_end()
             saved = self._read_saved()
             self._adopt(saved)
             return saved
+
+    def refresh(self) -> None:
+        """Read what another process wrote since: appended chunks are added, rewritten files read again.
+
+        For following a session a batch worker or another notebook runs: reading grows
+        with what was appended, not with the session's length.
+        """
+        with self._lock:
+            chunks, segments, speakers = (tail.read() for tail in self._tails)
+            if any(tail.restarted for tail in self._tails):
+                self.load()  # a global pass or a rerun rewrote the results
+                return
+            self._metadata = self.read_metadata()
+            self._speaker_map = read_json(self.paths.speaker_map, {})
+            self._unfinished_segments += [Segment.from_dict(record) for record in segments]
+            self._unfinished_speakers += [ChunkSpeakers.from_record(record) for record in speakers]
+            known = {record["chunk_id"] for record in self._chunks}
+            self._chunks += sorted((r for r in chunks if r["chunk_id"] not in known), key=lambda r: r["chunk_id"])
+            done = {record["chunk_id"] for record in self._chunks}
+            self._segments.update((s.segment_id, s) for s in self._unfinished_segments if s.chunk_id in done)
+            diarized = {chunk.chunk_id for chunk in self._speakers}
+            self._speakers += sorted(
+                (c for c in self._unfinished_speakers if c.chunk_id in done and c.chunk_id not in diarized),
+                key=lambda c: c.chunk_id,
+            )
+            self._unfinished_segments = [s for s in self._unfinished_segments if s.chunk_id not in done]
+            self._unfinished_speakers = [c for c in self._unfinished_speakers if c.chunk_id not in done]
 
     # -- reading (snapshots) ---------------------------------------------------------------
 
@@ -118,6 +152,13 @@ class SessionStore:
         """Change top-level fields of ``metadata.json`` (status, models, error...)."""
         with self._lock:
             self.write_metadata(self._metadata | values)
+
+    def record_damage(self, damage: dict[str, Any]) -> None:
+        """Keep a damaged stretch of the recording in ``metadata.json`` (once)."""
+        with self._lock:
+            known = list(self._metadata.get("damage", []))
+            if damage not in known:
+                self.update_metadata(damage=[*known, damage])
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         with self._lock:
@@ -191,15 +232,21 @@ class SessionStore:
         chunks = sorted(read_jsonl(self.paths.chunks), key=lambda record: record["chunk_id"])
         done = {record["chunk_id"] for record in chunks}
         segments: dict[str, Segment] = {}
+        self._unfinished_segments, self._unfinished_speakers = [], []  # lines written before their chunk's
         for record in read_jsonl(self.paths.segments):
             if record["chunk_id"] in done:
                 segments[record["segment_id"]] = Segment.from_dict(record)
+            else:
+                self._unfinished_segments.append(Segment.from_dict(record))
         speakers: dict[int, ChunkSpeakers] = {}
         for record in read_jsonl(self.paths.diarization):
             if record["chunk_id"] in done:
                 speakers[record["chunk_id"]] = ChunkSpeakers.from_record(record)
+            else:
+                self._unfinished_speakers.append(ChunkSpeakers.from_record(record))
         ordered = sorted(segments.values(), key=lambda s: (s.start, s.segment_id))
-        return SavedRun(chunks, ordered, [speakers[c] for c in sorted(speakers)])
+        damage = list(self._metadata.get("damage", []))
+        return SavedRun(chunks, ordered, [speakers[c] for c in sorted(speakers)], damage)
 
     def _adopt(self, saved: SavedRun) -> None:
         self._segments = {s.segment_id: s for s in saved.segments}

@@ -1,9 +1,11 @@
-"""What an operator does in the review: corrections, batches, undo and reruns, as one user and role.
+"""What an operator does in the review: corrections, boundaries, batches, undo, speaker mapping
+and reruns, as one user and role.
 
 Browser messages and the widget's Python methods both act through
 :class:`ReviewActions`; each action reports its outcome (``request``, ``ids``, ``ok``,
 ``batch_id``, ``error``, ``needs_confirm``...) to a callback, and the review turns it
-into a reply to the browser and a notice.
+into a reply to the browser and a notice in words. One row is corrected at once; a
+value set on several rows waits for a confirmation.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from livereview.core.segments import OVERRIDABLE_FIELDS
+from livereview.core.corrections import VALUE_FIELDS, base_ids, split_point
+from livereview.core.roles import check_writer
+from livereview.core.segments import OVERRIDABLE_FIELDS, segments_to_frame
 from livereview.review.session import Session
-from livereview.store.override_rules import ConfirmationRequiredError
+from livereview.review.view import merged_view
+from livereview.store.override_rules import ConfirmationRequiredError, OverrideError
 from livereview.store.rerun_log import RERUN_KINDS, Rerun
 
 logger = logging.getLogger(__name__)
@@ -58,8 +63,8 @@ class ReviewActions:
 
     def browser_edit(self, request: Any, content: dict[str, Any]) -> None:
         segment_id, name = str(content.get("id")), content.get("field")
-        if name not in OVERRIDABLE_FIELDS:
-            self._finish(request, [segment_id], error=f"cannot edit field {name!r}; use one of {OVERRIDABLE_FIELDS}")
+        if name not in VALUE_FIELDS:
+            self._finish(request, [segment_id], error=f"cannot edit field {name!r}; use one of {VALUE_FIELDS}")
             return
         self.edit(
             request,
@@ -121,7 +126,14 @@ class ReviewActions:
         allow_new_speaker: bool,
         raise_errors: bool = False,
     ) -> Any:
-        """One batch of the same ``fields`` on ``ids``, from Python or the browser, through :meth:`_write`."""
+        """One batch of the same ``fields`` on ``ids``, from Python or the browser, through :meth:`_write`.
+
+        A single row is corrected at once, as :meth:`edit` does; several need ``confirm``.
+        """
+        if len(ids) == 1:
+            return self.edit(
+                request, ids[0], fields, reason=reason, allow_new_speaker=allow_new_speaker, raise_errors=raise_errors
+            )
         frame = pd.DataFrame({name: [value] * len(ids) for name, value in fields.items()}, index=ids)
         return self._write(
             request,
@@ -135,6 +147,7 @@ class ReviewActions:
                 allow_new_speaker=allow_new_speaker,
             ),
             raise_errors=raise_errors,
+            details={"fields": fields},
         )
 
     def undo(self, request: Any, *, raise_errors: bool = False) -> str | None:
@@ -147,9 +160,48 @@ class ReviewActions:
             undo=True,
         )
 
+    def split(self, request: Any, segment_id: str, word: int, *, raise_errors: bool = False) -> Any:
+        """Split a row before its word ``word`` (0-based), at that word's start time."""
+        try:
+            point = split_point(self._standing_row(segment_id), int(word))
+        except (KeyError, ValueError, TypeError) as error:
+            self._finish(request, [segment_id], error=f"cannot split {segment_id!r}: {error}")
+            if raise_errors:
+                raise
+            return None
+        return self.edit(
+            request, segment_id, {"split": point}, reason=None, allow_new_speaker=False, raise_errors=raise_errors
+        )
+
+    def merge(self, request: Any, first: str, second: str, *, raise_errors: bool = False) -> Any:
+        """Merge row ``second`` into row ``first``, the row right before it (same speaker)."""
+        return self.edit(
+            request, second, {"merged_into": first}, reason=None, allow_new_speaker=False, raise_errors=raise_errors
+        )
+
+    def map_speaker(self, speaker: str, player: str, *, raise_errors: bool = False) -> None:
+        """Say which player a diarized speaker is (:meth:`Session.set_speaker_map`); a notice tells it."""
+        try:
+            check_writer(self.user, self.role, f"map speaker {speaker!r}", invalid=OverrideError)
+            speaker, player = str(speaker).strip(), str(player).strip()
+            if not speaker or not player:
+                msg = f"give a speaker and a player to map it to, got {speaker!r} and {player!r}"
+                raise OverrideError(msg)
+            self.session.set_speaker_map({speaker: player})
+        except (OverrideError, PermissionError, OSError) as error:
+            self._notify("error", f"{type(error).__name__}: {error}")
+            if raise_errors:
+                raise
+            return
+        self._notify("info", f"{self.user} mapped speaker {speaker} to {player}.")
+
     def rerun(self, kind: str, options: dict[str, Any], *, raise_errors: bool = False) -> Rerun | None:
-        """Rerun the selected rows, else the brushed time range; failures become a notice."""
+        """Rerun the selected rows (the model's segments they come from), else the brushed time range.
+
+        Failures become a notice.
+        """
         ids, span = self._selection()
+        ids = list(dict.fromkeys(sid for row_id in ids for sid in base_ids(row_id)))
         try:
             if kind not in RERUN_KINDS:
                 msg = f"unknown rerun {kind!r}; use one of {RERUN_KINDS}"
@@ -167,6 +219,16 @@ class ReviewActions:
             return None
         return rerun
 
+    def _standing_row(self, segment_id: str) -> pd.Series:
+        """A row as the merged view shows it, word timings included (built from its segments only)."""
+        wanted = set(base_ids(segment_id))
+        segments = [s for s in self.session.segment_list() if s.segment_id in wanted]
+        view = merged_view(segments_to_frame(segments), self.session.corrected_values())
+        if segment_id not in view.index:
+            msg = f"no row {segment_id!r} in this session now; it may have been split or merged"
+            raise KeyError(msg)
+        return view.loc[segment_id]
+
     def _write(
         self,
         request: Any,
@@ -175,24 +237,26 @@ class ReviewActions:
         *,
         raise_errors: bool = False,
         undo: bool = False,
+        details: dict[str, Any] | None = None,
     ) -> Any:
-        """Run one store write, then report its outcome; errors are always reported."""
+        """Run one store write, then report its outcome (with ``details``); errors are always reported."""
+        details = details or {}
         try:
             value = action()
         except ConfirmationRequiredError as error:
-            self._finish(request, ids, needs_confirm=True, message=str(error))
+            self._finish(request, ids, needs_confirm=True, message=str(error), **details)
             if raise_errors:
                 raise
             return None
         except Exception as error:
             if not isinstance(error, (ValueError, PermissionError, TypeError, KeyError)):
                 logger.exception("correction by %s failed", self.user)
-            self._finish(request, ids, error=f"{type(error).__name__}: {error}")
+            self._finish(request, ids, error=f"{type(error).__name__}: {error}", **details)
             if raise_errors:
                 raise
             return None
         batch = value if isinstance(value, str) or value is None else (value[0].batch_id if value else None)
-        self._finish(request, ids, batch_id=batch, undone=undo)
+        self._finish(request, ids, batch_id=batch, undone=undo, **details)
         return value
 
     def _finish(self, request: Any, ids: list[str], **outcome: Any) -> None:

@@ -3,7 +3,9 @@
 Only the clip travels to the browser, never the recording: the chunk around the
 segment is decoded with :func:`livereview.stages.audio.load_clip`, the segment's samples
 are encoded as 16-bit WAV, and the chunk is reduced to a few hundred peak values
-for the waveform.
+for the waveform. In the browser a click on the waveform seeks the clip, and an
+editor drags the segment's edges on it to move its start or end (a ``boundary``
+message back to the kernel).
 
 Usage
 -----
@@ -198,5 +200,7 @@ class Playback(anywidget.AnyWidget):
     label = t.Unicode("Select a segment to play it.").tag(sync=True)
     #: The last error while preparing a clip (shown as text).
     error = t.Unicode("").tag(sync=True)
+    #: Whether the segment's edges can be dragged to correct its start and end.
+    can_edit = t.Bool(False).tag(sync=True)
     #: The review's colours as CSS variables (``--lr-accent``...), from :mod:`livereview.core.palette`.
     palette = t.Dict(css_variables()).tag(sync=True)

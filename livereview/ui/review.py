@@ -19,7 +19,17 @@
 - **reruns**: the toolbar's "Reclassify selected" and "Re-diarize selected" buttons
   (:meth:`ReviewWidget.rerun` from Python) rerun the selected rows, else the brushed
   time range, on a thread of their own; the new values arrive as live events and
-  update just those rows.
+  update just those rows;
+- **boundaries**: a row's start and end (typed, or dragged on the waveform), a split
+  at a word and a merge with the row before are corrections like the others; the rows
+  they replace are removed from every view (``{"kind": "remove", "ids": [...]}``);
+- **notices in words**: every change to the rows (an edit, a batch, an undo, another
+  operator's correction, a rerun) is told with the rows, the old and new values and
+  who (:mod:`livereview.ui.notices`). Rows the global speaker pass or a rerun changed
+  travel with their ``changes``, so a view marks those its reader had already seen;
+- **speakers**: the speakers found, their talk time and a sample row
+  (:attr:`ReviewGrid.speaker_stats`), mapped to the party's players in one click
+  (:meth:`ReviewWidget.map_speaker`, kept by :meth:`Session.set_speaker_map`).
 
 Threading: live events reach the session's emitter thread for this widget, which only
 puts them into a queue. ONE updater thread owns everything sent to the browser: it
@@ -44,19 +54,31 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as w
+import pandas as pd
 
-from livereview.core.events import CHUNK_COMPLETED, ERROR, STAGE_COMPLETED, STAGE_STARTED, SUMMARY, LiveEvent
+from livereview.core.corrections import base_ids
+from livereview.core.events import (
+    CHUNK_COMPLETED,
+    ERROR,
+    STAGE_COMPLETED,
+    STAGE_STARTED,
+    SUMMARY,
+    UPDATE,
+    LiveEvent,
+)
 from livereview.core.roles import can_write, check_role
 from livereview.live.emitter import Subscription
 from livereview.review.session import Session
 from livereview.store.rerun_log import Rerun
 from livereview.ui.actions import ReviewActions
-from livereview.ui.grid import FIELDS, ReviewGrid, base_row, merged_rows, metrics_line, row_values, sorted_rows
+from livereview.ui.grid import FIELDS, GridRows, ReviewGrid, base_row, metrics_line, sorted_rows, speaker_stats
+from livereview.ui.notices import CORRECTION_OF, FIELD_WORDS, batch_question, clock, describe, notice_text
 from livereview.ui.playback import Playback, load_segment_clip
+from livereview.ui.scene_lane import SceneLane
 from livereview.ui.timeline import Timeline
 
 logger = logging.getLogger(__name__)
@@ -69,6 +91,8 @@ FLUSH_SECONDS = 0.25
 TIMELINE_SECONDS = 1.0
 #: Rows of the partial snapshot a long session sends first (a view paints them at once).
 PREVIEW_ROWS = 200
+#: How notices name the global pass, which may change rows nobody corrected.
+GLOBAL_PASS = "the global speaker pass"
 
 _STOP = "stop"
 
@@ -98,13 +122,17 @@ class ReviewWidget(w.VBox):
         self.grid = ReviewGrid(
             session_id=session.session_id, user=user, role=role, can_edit=can_write(role), height=height
         )
-        self.playback = Playback()
+        self.playback = Playback(can_edit=can_write(role))
         duration = float(session.metadata.get("audio", {}).get("duration") or 0.0)
-        self.timeline = Timeline(duration, on_select=lambda span: self._queue.put(("range", span)))
-        super().__init__(children=[self.grid, self.timeline.figure, self.playback])
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.timeline = Timeline(
+            duration,
+            on_select=lambda span: self._queue.put(("range", span)),
+            on_action=lambda action: self._queue.put(("timeline", action)),
+        )
+        super().__init__(children=[self.grid, self.timeline.box, self.playback])
         self.add_class("lr-review-box")
 
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.actions = ReviewActions(
             session,
             user,
@@ -116,15 +144,16 @@ class ReviewWidget(w.VBox):
         self._notices = itertools.count(1)
         self._closed = False
         # Updater-owned state (only the updater thread touches it).
-        self._base: dict[str, dict[str, Any]] = {}  # model values per segment
-        self._rows: dict[str, dict[str, Any]] = {}  # with corrections merged
-        self._wire: dict[str, list[Any]] = {}  # rows as sent
-        self._order: list[str] = []  # segment ids by start time
-        self._unsorted = False
-        self._corrected: set[str] = set()  # segments merged with corrections
-        self._dirty: set[str] = set()
-        self._sent: set[str] = set()
+        self.rows = GridRows()  # the model's values, and the rows as corrected and as sent
+        self._dirty: set[str] = set()  # segment ids to merge and send
+        self._sent: set[str] = set()  # row ids the views have
+        self._causes: dict[str, str] = {}  # segment id -> what changed it without an operator
+        self._corrections_stale = False  # an override event came: compare the corrections at the next flush
+        self._actor: tuple[str, bool] = (user, False)  # who made the last announced correction, and if an undo
+        self._rerun_rows: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # row id -> before, after
+        self._rerun_done: tuple[str, int, int] | None = None  # a completed rerun's name, changed, selected
         self._meta_dirty = False
+        self._stats_dirty = True
         self._timeline_dirty = True
         self._known_speakers: set[str] = set()
         self._status, self._position, self._duration = "created", 0.0, duration
@@ -149,7 +178,7 @@ class ReviewWidget(w.VBox):
 
     @property
     def selected_segment_ids(self) -> list[str]:
-        """Segment ids selected in the grid or by the timeline brush (for reruns)."""
+        """Row ids selected in the grid or by the timeline brush (for reruns)."""
         return list(self.grid.selection)
 
     @property
@@ -161,7 +190,7 @@ class ReviewWidget(w.VBox):
     def edit(
         self, segment_id: str, *, reason: str | None = None, allow_new_speaker: bool = False, **fields: Any
     ) -> Any:
-        """Correct one segment as this review's user, as a browser edit would.
+        """Correct one row as this review's user, as a browser edit would (``start=`` and ``end=`` too).
 
         The outcome shows in the widget; errors are raised as well.
 
@@ -184,10 +213,11 @@ class ReviewWidget(w.VBox):
         reason: str | None = None,
         allow_new_speaker: bool = False,
         **fields: Any,
-    ) -> str:
-        """Set ``fields`` on every segment of ``segment_ids`` as one batch; returns its id.
+    ) -> Any:
+        """Set ``fields`` on every row of ``segment_ids`` as one batch; returns its id.
 
-        Without ``confirm=True`` nothing is written and the error says what would change.
+        One row is corrected at once (its records are returned); for several, without
+        ``confirm=True`` nothing is written and the error says what would change.
         """
         ids = [str(i) for i in segment_ids]
         return self.actions.apply(
@@ -197,6 +227,18 @@ class ReviewWidget(w.VBox):
     def undo(self) -> str | None:
         """Revert this user's last applied batch; its id, or None when there is nothing to undo."""
         return self.actions.undo(None, raise_errors=True)
+
+    def split(self, segment_id: str, word: int) -> Any:
+        """Split a row before its word ``word`` (0-based, in its text) into ``<id>.1`` and ``<id>.2``."""
+        return self.actions.split(None, segment_id, word, raise_errors=True)
+
+    def merge(self, first: str, second: str) -> Any:
+        """Merge row ``second`` into ``first``, the row right before it, spoken by the same speaker."""
+        return self.actions.merge(None, first, second, raise_errors=True)
+
+    def map_speaker(self, speaker: str, player: str) -> None:
+        """Say which player (or new name) a diarized speaker is; kept by :meth:`Session.set_speaker_map`."""
+        self.actions.map_speaker(speaker, player, raise_errors=True)
 
     def rerun(self, kind: str, **options: Any) -> Rerun | None:
         """Rerun the selected rows (else the brushed time range), as the toolbar's buttons do.
@@ -220,6 +262,21 @@ class ReviewWidget(w.VBox):
             msg = f"the review updater did not catch up within {timeout} s"
             raise TimeoutError(msg)
 
+    def show_scenes(self, scenes: pd.DataFrame | None = None) -> SceneLane:
+        """Add a lane of the session's scenes above the timeline (or redraw it); returns it.
+
+        ``scenes`` defaults to :meth:`Session.scenes` (built or reused, kept current).
+        """
+        scenes = self.session.scenes() if scenes is None else scenes
+        lane = getattr(self, "scene_lane", None)
+        if lane is None:
+            self.scene_lane = lane = SceneLane(self.timeline.x_scale, scenes)
+            controls, *rest = self.timeline.box.children
+            self.timeline.box.children = (controls, lane.figure, *rest)
+        else:
+            lane.update(scenes)
+        return lane
+
     def close(self) -> None:
         """Stop following the session and close the widgets."""
         if getattr(self, "_closed", True):  # closed, or never fully built
@@ -230,7 +287,7 @@ class ReviewWidget(w.VBox):
         self._queue.put((_STOP, None))
         if threading.current_thread() is not self._thread:
             self._thread.join(10)
-        for widget in (self.grid, self.playback, self.timeline.figure, *self.children):
+        for widget in (self.grid, self.playback, self.timeline.figure, self.timeline.box, *self.children):
             widget.close()
         super().close()
 
@@ -241,16 +298,22 @@ class ReviewWidget(w.VBox):
         request = content.get("request")
         if kind == "snapshot_request":
             self._queue.put(("snapshot", content.get("view")))
-        elif kind == "edit":
-            self.actions.browser_edit(request, content)
+        elif kind in ("edit", "boundary"):
+            self._edit_from_browser(request, content)
         elif kind == "batch":
             self.actions.browser_batch(request, content)
         elif kind == "undo":
             self.actions.undo(request)
+        elif kind == "split":
+            self.actions.split(request, str(content.get("id")), content.get("word"))
+        elif kind == "merge":
+            self.actions.merge(request, str(content.get("first")), str(content.get("second")))
+        elif kind == "map_speaker":
+            self.actions.map_speaker(str(content.get("speaker") or ""), str(content.get("player") or ""))
         elif kind == "rerun":  # minutes of work: never on the kernel's main thread
             threading.Thread(target=self.actions.rerun, args=(str(content.get("rerun")), {}), daemon=True).start()
-        elif kind == "play":
-            self._queue.put(("play", str(content.get("id"))))
+        elif kind in ("play", "toggle_play"):
+            self._queue.put((kind, str(content.get("id"))))
         elif kind == "select":
             self._queue.put(("select", [str(i) for i in content.get("ids") or []]))
         elif kind == "clear_range":
@@ -259,8 +322,23 @@ class ReviewWidget(w.VBox):
             self._queue.put(("notice", ("error", f"unknown message kind {kind!r} from the browser; nothing done")))
 
     def _on_playback_message(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
-        if content.get("kind") == "request":
+        kind = content.get("kind")
+        if kind == "request":
             self._queue.put(("replay", None))
+        elif kind == "boundary":
+            self._edit_from_browser(content.get("request"), content)
+
+    def _edit_from_browser(self, request: Any, content: dict[str, Any]) -> None:
+        """A field edit, or a ``boundary`` message (``start`` and/or ``end``) from the grid or the waveform."""
+        if content.get("kind") != "boundary":
+            self.actions.browser_edit(request, content)
+            return
+        times = {name: content[name] for name in ("start", "end") if content.get(name) is not None}
+        segment_id = str(content.get("id"))
+        if not times:
+            self._queue.put(("notice", ("error", f"no start or end given for {segment_id!r}; nothing done")))
+            return
+        self.actions.edit(request, segment_id, times, reason=content.get("reason") or None, allow_new_speaker=False)
 
     # -- the updater thread ---------------------------------------------------------------------
 
@@ -270,23 +348,23 @@ class ReviewWidget(w.VBox):
         self._seeded_seq = session.events.seq  # events up to here are already in what is read below
         corrections = session.corrected_values()
         segments = session.segment_list()
-        self._base = {s.segment_id: base_row(s) for s in segments}
-        self._rows, self._wire, self._corrected = {}, {}, set()
-        self._merge(self._base, corrections)
-        self._order, self._unsorted = [s.segment_id for s in segments], False
-        self._sent = set(self._rows)
+        self.rows.reset({s.segment_id: base_row(s) for s in segments}, corrections)
+        rows = self.rows.rows
+        self._sent = set(rows)
         self._dirty.clear()
+        self._causes.clear()
+        self._corrections_stale = False
         self._known_speakers = set(session.known_speakers)
         chunks = session.chunks
         self._completed = set(session.completed_chunks)
         self._status = session.status
         self._duration = float(session.metadata.get("audio", {}).get("duration") or self._duration)
-        self._duration = max([self._duration, *(row["end"] for row in self._rows.values())])
+        self._duration = max([self._duration, *(row["end"] for row in rows.values())])
         # Processing reaches past the last final chunk once the next one is transcribed.
         ends = [float(e) for e in chunks["end"]] if "end" in chunks else []
-        ends += [row["end"] for row in self._rows.values()]
+        ends += [row["end"] for row in rows.values()]
         self._position = self._duration if self._status == "complete" else max(ends, default=0.0)
-        self._meta_dirty = self._timeline_dirty = True
+        self._meta_dirty = self._timeline_dirty = self._stats_dirty = True
         self._write_meta()
 
     def _run(self) -> None:
@@ -294,7 +372,7 @@ class ReviewWidget(w.VBox):
         while True:
             now = time.monotonic()
             deadlines = []
-            if self._dirty or self._meta_dirty:
+            if self._pending():
                 deadlines.append(next_flush - now)
             if self._timeline_dirty:
                 deadlines.append(next_timeline - now)
@@ -320,7 +398,7 @@ class ReviewWidget(w.VBox):
                     logger.exception("live review could not handle %s", kind)
                     self._set_notice("error", f"{type(error).__name__}: {error}")
             now = time.monotonic()
-            if (self._dirty or self._meta_dirty) and (now >= next_flush or flushed):
+            if self._pending() and (now >= next_flush or flushed):
                 self._flush()
                 next_flush = now + FLUSH_SECONDS
             if self._timeline_dirty and (now >= next_timeline or flushed):
@@ -342,30 +420,44 @@ class ReviewWidget(w.VBox):
             self._send_result(payload)
         elif kind == "play":
             self._play(payload)
+        elif kind == "toggle_play":
+            if self._last_clip is not None and self._last_clip[0]["id"] == payload:
+                self._push(self.playback, {"kind": "toggle"})
+            else:
+                self._play(payload)
         elif kind == "replay":
             if self._last_clip is not None:
                 self._push(self.playback, *self._last_clip)
         elif kind == "select":
-            self.grid.selection = [i for i in dict.fromkeys(payload) if i in self._rows]
+            rows = self.rows.rows
+            self.grid.selection = [i for i in dict.fromkeys(payload) if i in rows]
+            self.timeline.mark_selection(rows[i] for i in self.grid.selection)
         elif kind == "range":
             self._select_range(payload)
         elif kind == "clear_range":
             self.timeline.clear_selection()
             self._select_range(None)
+        elif kind == "timeline":
+            self.timeline.apply(payload)
+            self._draw_timeline()
         elif kind == "notice":
             self._set_notice(*payload)
+            self._meta_dirty = self._timeline_dirty = True  # a speaker mapping renames rows and lanes
 
     def _apply_event(self, event: LiveEvent) -> None:
         if event.seq <= self._seeded_seq and not (event.kind == SUMMARY and event.data.get("dropped")):
             return  # already in the seeded state
-        for payload in event.segments:
-            if event.stage == "override" and payload.segment_id in self._base:
-                pass  # corrections are merged from the store at send time; the base row is unchanged
-            else:
-                self._base[payload.segment_id] = base_row(payload)
-            self._dirty.add(payload.segment_id)
-        if event.stage == "override":
+        if event.stage == "override":  # corrections are merged from the store at the next flush
+            self._corrections_stale = True
+            self._actor = (str(event.data.get("user") or "someone"), event.data.get("op") == "revert")
             self._known_speakers = set(self.session.known_speakers)
+        else:
+            cause = self._cause(event)
+            for payload in event.segments:
+                self.rows.base[payload.segment_id] = base_row(payload)
+                self._dirty.add(payload.segment_id)
+                if cause:
+                    self._causes[payload.segment_id] = cause
         if event.position is not None:
             self._position = max(self._position, float(event.position))
             self._meta_dirty = self._timeline_dirty = True
@@ -382,7 +474,11 @@ class ReviewWidget(w.VBox):
         elif event.kind == SUMMARY and event.stage == "run":
             self._status = event.status or "complete"
             self._position = self._duration
-        elif event.stage == "rerun" and event.kind in (STAGE_STARTED, STAGE_COMPLETED, ERROR):
+        elif event.stage == "rerun" and event.kind == STAGE_COMPLETED:
+            data = event.data
+            self._rerun_done = (self._rerun_name(event), int(data.get("changed") or 0), int(data.get("segments") or 0))
+            return  # told with its rows at the next flush
+        elif event.stage == "rerun" and event.kind in (STAGE_STARTED, ERROR):
             level = "error" if event.kind == ERROR else "info"
             self._set_notice(level, f"{event.message}…" if event.kind == STAGE_STARTED else event.message)
             return  # a rerun leaves the run's status as it is
@@ -393,100 +489,197 @@ class ReviewWidget(w.VBox):
             return
         self._meta_dirty = self._timeline_dirty = True
 
-    def _merge(self, ids: Iterable[str], corrections: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Merge the corrections of segments ``ids`` into their rows and keep the rows as sent."""
-        rows = merged_rows((self._base[sid] for sid in ids), corrections)
-        for row in rows:
-            sid = row["id"]
-            if sid not in self._rows:
-                self._order.append(sid)
-                self._unsorted = True
-            self._rows[sid], self._wire[sid] = row, row_values(row)
-            if row["edited"]:
-                self._corrected.add(sid)
-            else:
-                self._corrected.discard(sid)
-        return rows
+    @staticmethod
+    def _cause(event: LiveEvent) -> str | None:
+        """What changed the rows of an ``update`` no operator made: the global pass or a rerun."""
+        if event.kind != UPDATE:
+            return None
+        if event.stage == "global":
+            return GLOBAL_PASS
+        if event.stage == "rerun":
+            return f"{event.data.get('kind', 'rerun')} {event.data.get('rerun_id', '')}".strip()
+        return None
 
-    def _ordered_wire(self) -> list[list[Any]]:
-        if self._unsorted:
-            self._order.sort(key=lambda sid: (self._rows[sid]["start"], sid))
-            self._unsorted = False
-        return [self._wire[sid] for sid in self._order]
+    def _rerun_name(self, event: LiveEvent) -> str:
+        rerun_id = str(event.data.get("rerun_id") or "")
+        try:
+            user = self.session.rerun(rerun_id).record.get("user")
+        except (KeyError, ValueError, OSError):
+            user = None
+        return f"{event.data.get('kind', 'rerun')} {rerun_id}" + (f" by {user}" if user else "")
+
+    def _pending(self) -> bool:
+        """Whether a flush has something to send."""
+        return bool(self._dirty or self._meta_dirty or self._corrections_stale or self._rerun_done)
 
     def _flush(self) -> None:
-        """Send the rows changed since the last flush (appends, then patches) and the status."""
+        """Send the rows changed since the last flush (appends, patches, removals) and the status."""
+        corrections = self.session.corrected_values() if self._dirty or self._corrections_stale else None
+        if corrections is not None:
+            corrected = self.rows.changed(corrections)
+            if corrected:
+                self._tell(corrected, corrections)  # another operator's correction, or ours before its result
+            self._corrections_stale = False
         if self._dirty:
-            corrections = self.session.corrected_values()
-            appends, patches = [], []
-            for row in self._merge(self._dirty, corrections):
-                sid = row["id"]
-                if row["speaker"]:
-                    self._known_speakers.add(row["speaker"])
-                (patches if sid in self._sent else appends).append(row)
-                self._duration = max(self._duration, row["end"])
+            caused = {sid: self._causes.pop(sid) for sid in self._dirty if sid in self._causes}
+            before = self.rows.rows_from(caused) if caused else {}
+            rows, gone = self.rows.merge(self._dirty, corrections or self.rows.corrections)
             self._dirty.clear()
-            self._sent.update(row["id"] for row in appends)
-            if appends:
-                self._push(self.grid, {"kind": "append", "rows": [self._wire[r["id"]] for r in sorted_rows(appends)]})
-            if patches:
-                self._push(self.grid, {"kind": "patch", "rows": [self._wire[r["id"]] for r in sorted_rows(patches)]})
-            self._meta_dirty = self._timeline_dirty = True
+            self._send_rows(rows, gone, changes=self._changes(before, rows, caused))
+        if self._rerun_done is not None:
+            self._tell_rerun(*self._rerun_done)
         if self._meta_dirty:
             self._write_meta()
 
+    def _tell_rerun(self, name: str, changed: int, selected: int) -> None:
+        """The notice of a completed rerun: how many rows changed, which, from what to what."""
+        before = {row_id: old for row_id, (old, _) in self._rerun_rows.items()}
+        after = {row_id: new for row_id, (_, new) in self._rerun_rows.items()}
+        clauses = [clause.removeprefix("set ") for clause in describe(before, after)]
+        lead = f"{name} changed {changed} of {selected} row{'s' if selected != 1 else ''}"
+        self._set_notice("info", notice_text(name, clauses, lead=lead) if clauses else f"{lead}.")
+        self._rerun_rows, self._rerun_done = {}, None
+
+    def _tell(self, segment_ids: set[str], corrections: dict[str, dict[str, Any]], *, undo: bool | None = None) -> None:
+        """Merge corrections that changed, send the rows, and say in words what changed and who did it."""
+        before = self.rows.rows_from(segment_ids)
+        rows, gone = self.rows.merge(segment_ids, corrections)
+        self._send_rows(rows, gone)
+        actor, reverted = self._actor
+        undone = reverted if undo is None else undo
+        after = {row["id"]: row for row in rows}
+        clauses = describe(before, after, undo=undone)
+        if clauses:
+            self._set_notice("info", notice_text(actor, clauses, undo=undone))
+
+    def _changes(
+        self, before: dict[str, dict[str, Any]], rows: list[dict[str, Any]], caused: dict[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """Rows whose shown values changed without an operator: row id -> cause and ``[column, old, new]``.
+
+        A rerun's rows are also kept for its notice.
+        """
+        changes = {}
+        for row in rows:
+            old = before.get(row["id"])
+            causes = [caused[sid] for sid in base_ids(row["id"]) if sid in caused]
+            if old is None or not causes:
+                continue
+            if causes[0] != GLOBAL_PASS:
+                self._rerun_rows[row["id"]] = (self._rerun_rows.get(row["id"], (old, row))[0], row)
+            fields = [[c, old.get(c), row.get(c)] for c in FIELD_WORDS if old.get(c) != row.get(c)]
+            if fields:
+                changes[row["id"]] = {"cause": causes[0], "fields": fields}
+        return changes
+
+    def _send_rows(
+        self, rows: list[dict[str, Any]], gone: list[str], *, changes: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        appends, patches = [], []
+        for row in rows:
+            if row["speaker"]:
+                self._known_speakers.add(row["speaker"])
+            (patches if row["id"] in self._sent else appends).append(row)
+            self._duration = max(self._duration, row["end"])
+        removed = [row_id for row_id in gone if row_id in self._sent]
+        self._sent.difference_update(removed)
+        self._sent.update(row["id"] for row in appends)
+        wire = self.rows.wire
+        if removed:
+            self._push(self.grid, {"kind": "remove", "ids": removed})
+        if appends:
+            self._push(self.grid, {"kind": "append", "rows": [wire[r["id"]] for r in sorted_rows(appends)]})
+        if patches:
+            message = {"kind": "patch", "rows": [wire[r["id"]] for r in sorted_rows(patches)]}
+            self._push(self.grid, message | ({"changes": changes} if changes else {}))
+        if rows or removed:
+            self._meta_dirty = self._timeline_dirty = self._stats_dirty = True
+
     def _write_meta(self) -> None:
         grid = self.grid
+        session = self.session
         speakers = sorted(self._known_speakers)
         characters = self._characters()
+        values = [
+            ("status", self._status),
+            ("position", round(self._position, 3)),
+            ("duration", round(self._duration, 3)),
+            ("completed_chunks", sorted(self._completed)),
+            ("speakers", speakers),
+            ("players", self._players()),
+            ("speaker_map", session.speaker_map),
+            ("characters", characters),
+            ("metrics", metrics_line(session.metrics())),
+            ("health", [condition["message"] for condition in session.health()]),
+        ]
+        if self._stats_dirty:
+            values.append(("speaker_stats", speaker_stats(self.rows.rows.values())))
+            self._stats_dirty = False
         with grid.hold_sync():
-            for name, value in (
-                ("status", self._status),
-                ("position", round(self._position, 3)),
-                ("duration", round(self._duration, 3)),
-                ("completed_chunks", sorted(self._completed)),
-                ("speakers", speakers),
-                ("characters", characters),
-                ("metrics", metrics_line(self.session.metrics())),
-                ("health", [condition["message"] for condition in self.session.health()]),
-            ):
+            for name, value in values:
                 if getattr(grid, name) != value:
                     setattr(grid, name, value)
         self._meta_dirty = False
 
+    def _players(self) -> list[str]:
+        party = self.session.party
+        if party is None:
+            return []
+        return list(dict.fromkeys([party.game_master, *(c.player for c in party.characters)]))
+
     def _characters(self) -> list[str]:
         party = self.session.party
         names = [c.name for c in party.characters] if party is not None else []
-        used = {r["character"] for r in self._rows.values() if r["character"]}
+        used = {r["character"] for r in self.rows.rows.values() if r["character"]}
         return [*names, *sorted(used - set(names))]
 
     def _send_snapshot(self, view: Any) -> None:
         # Pending rows and corrections written elsewhere are merged first; other rows are sent as they are.
         corrections = self.session.corrected_values()
-        self._merge((self._dirty | self._corrected | corrections.keys()) & self._base.keys(), corrections)
-        self._sent = set(self._rows)
+        pending = (self._dirty | self.rows.changed(corrections)) - {""}
+        rows, gone = self.rows.merge(pending, corrections)
         self._dirty.clear()
-        rows = self._ordered_wire()
-        snapshot = {"kind": "snapshot", "view": view, "fields": list(FIELDS), "total": len(rows)}
-        if len(rows) > 2 * PREVIEW_ROWS:  # the rows a view shows first, so it paints before the rest arrives
-            preview = rows[:PREVIEW_ROWS] if self._status == "complete" else rows[-PREVIEW_ROWS:]
+        self._sent = set(self.rows.rows)
+        wire = self.rows.ordered_wire()
+        snapshot = {"kind": "snapshot", "view": view, "fields": list(FIELDS), "total": len(wire)}
+        if len(wire) > 2 * PREVIEW_ROWS:  # the rows a view shows first, so it paints before the rest arrives
+            preview = wire[:PREVIEW_ROWS] if self._status == "complete" else wire[-PREVIEW_ROWS:]
             self._push(self.grid, snapshot | {"rows": preview, "partial": True})
-        self._push(self.grid, snapshot | {"rows": rows})
+        self._push(self.grid, snapshot | {"rows": wire})
+        self._stats_dirty = self._stats_dirty or bool(rows or gone)
         self._write_meta()
         self._timeline_dirty = True
 
     def _send_result(self, outcome: dict[str, Any]) -> None:
         corrections = self.session.corrected_values()
-        merged = self._merge([sid for sid in outcome.get("ids", []) if sid in self._base], corrections)
-        rows = [self._wire[row["id"]] for row in merged]
-        self._push(self.grid, {"kind": "result", **outcome, "rows": rows})
+        changed = self.rows.changed(corrections)
+        if outcome.get("ok") and changed:
+            self._actor = (self.user, bool(outcome.get("undone")))
+            self._tell(changed, corrections, undo=bool(outcome.get("undone")))
+        elif changed:  # others' corrections, read with this outcome
+            self._tell(changed, corrections)
+        current = self.rows.rows
+        ids = [i for i in outcome.get("ids", []) if i in current]
+        if outcome.get("needs_confirm"):
+            outcome = outcome | {"message": self._question(outcome, [current[i] for i in ids])}
+        self._push(self.grid, {"kind": "result", **outcome, "rows": [self.rows.wire[i] for i in ids]})
+        playing = self._last_clip[0]["id"] if self._last_clip is not None else None
+        if playing in outcome.get("ids", []) and playing in current:  # its span may have moved: the new clip
+            self._play(playing, autoplay=False)
         if outcome.get("error"):
             self._set_notice("error", outcome["error"])
-        elif outcome.get("undone"):
-            done = f"undid batch {outcome['batch_id']}" if outcome.get("batch_id") else "nothing to undo"
-            self._set_notice("info", done)
-        if rows:
-            self._timeline_dirty = True
+        elif outcome.get("undone") and not outcome.get("batch_id"):
+            self._set_notice("info", f"{self.user}: nothing to undo.")
+
+    def _question(self, outcome: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+        """The confirmation a batch asks for, in words."""
+        fields = outcome.get("fields") or {}
+        column_of = {field: column for column, field in CORRECTION_OF.items()}
+        if len(fields) != 1 or next(iter(fields)) not in column_of:
+            return outcome.get("message", "")
+        field, value = next(iter(fields.items()))
+        column = column_of[field]
+        return batch_question(column, value, rows, sum(row.get(column) == value for row in rows))
 
     def _set_notice(self, level: str, text: str) -> None:
         self.grid.notice = {"id": next(self._notices), "level": level, "text": text}
@@ -498,15 +691,16 @@ class ReviewWidget(w.VBox):
                 return
             start, end = span
             self.grid.time_range = [round(start, 3), round(end, 3)]
-            chosen = [r for r in self._rows.values() if r["end"] > start and r["start"] < end]
-            self.grid.selection = [r["id"] for r in sorted_rows(chosen)]
+            chosen = sorted_rows(r for r in self.rows.rows.values() if r["end"] > start and r["start"] < end)
+            self.grid.selection = [r["id"] for r in chosen]
+        self.timeline.mark_selection(chosen)
 
     def _draw_timeline(self) -> None:
-        self.timeline.update(self._rows.values(), self._position, self._duration)
+        self.timeline.update(self.rows.rows.values(), self._position, self._duration, self.session.speaker_map)
         self._timeline_dirty = False
 
-    def _play(self, segment_id: str) -> None:
-        row = self._rows.get(segment_id)
+    def _play(self, segment_id: str, *, autoplay: bool = True) -> None:
+        row = self.rows.rows.get(segment_id)
         if row is None:
             self.playback.error = f"segment {segment_id!r} is not in this session"
             return
@@ -522,8 +716,14 @@ class ReviewWidget(w.VBox):
         except (OSError, ValueError) as error:
             self.playback.error = f"cannot play segment {segment_id!r}: {error}"
             return
-        label = f"{_clock(row['start'])}–{_clock(row['end'])}  {row['speaker'] or '(no speaker)'}: {row['text']}"
-        self._last_clip = clip.message(label=label)
+        label = f"{clock(row['start'])}–{clock(row['end'])}  {row['speaker'] or '(no speaker)'}: {row['text']}"
+        self._last_clip = clip.message(
+            label=label,
+            segment_start=row["start"],
+            segment_end=row["end"],
+            editable=self.grid.can_edit and row["chunk"] in self._completed,
+            autoplay=autoplay,
+        )
         with self.playback.hold_sync():
             self.playback.label = label
             self.playback.error = ""
@@ -535,18 +735,12 @@ class ReviewWidget(w.VBox):
             match = chunks[chunks["chunk_id"] == chunk_id]
             if len(match):
                 return float(match["start"].iloc[0]), float(match["end"].iloc[0])
-        spans = [(r["start"], r["end"]) for r in self._rows.values() if r["chunk"] == chunk_id]
+        spans = [(r["start"], r["end"]) for r in self.rows.rows.values() if r["chunk"] == chunk_id]
         return min(s for s, _ in spans), max(e for _, e in spans)
 
     def _push(self, widget: Any, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         widget.send(content, buffers)
         self.messages_sent += 1
-
-
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(max(seconds, 0.0), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
 
 
 def review(
@@ -561,7 +755,9 @@ def review(
     Parameters
     ----------
     session : Session or path
-        A session, or the directory of one (reopened with :func:`livereview.open_session`).
+        A session, or the directory of one (reopened with :func:`livereview.open_session`). A
+        session another process is running (a batch worker, another notebook) is followed
+        live through its event log.
     user : str, optional
         Who makes the corrections; the login name by default.
     role : str
@@ -576,4 +772,6 @@ def review(
     """
     if not isinstance(session, Session):
         session = Session.open(session)
+    if session.written_elsewhere():  # run by a batch worker or another notebook: follow its event log
+        session.follow_log()
     return ReviewWidget(session, user=user or getpass.getuser(), role=role, height=height)

@@ -221,3 +221,17 @@ class NotebookPage:
             "() => { const p = window.jupyterapp.shell.currentWidget; return p && !p.context.model.dirty; }",
             timeout=30_000,
         )
+
+
+def wait_for_records(log: Path, condition: Any, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Wait until ``count`` lines of the override log ``log`` match ``condition``; return them."""
+    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        if log.exists():
+            found = [r for r in map(json.loads, log.read_text(encoding="utf-8").splitlines()) if condition(r)]
+            if len(found) >= count:
+                return found
+        time.sleep(0.05)
+    msg = f"{len(found)} of {count} expected override records in {log}"
+    raise AssertionError(msg)

@@ -1,9 +1,10 @@
 """The live review in a real JupyterLab, driven by chromium, during a real run on the demo recording.
 
 One notebook (written here with nbformat) starts the pipeline in the background and
-shows the review; the tests then watch rows stream in, play a segment, brush the
-timeline, edit a cell through the DOM, set a hostile text, reload the page, and open a
-viewer's review. Screenshots go to ``tests/artifacts/``.
+shows the review; the tests then watch rows stream in, see the rows the global speaker
+pass relabels after they were shown marked, play a segment, brush the timeline, edit a
+cell through the DOM, set a hostile text, reload the page, and open a viewer's review.
+Screenshots go to ``tests/artifacts/``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import LabServer, NotebookPage, write_notebook
+from harness import LabServer, NotebookPage, wait_for_records, write_notebook
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -101,17 +102,7 @@ class Live:
 
     def records(self, condition: Any, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until ``count`` override records match ``condition``; return them."""
-        deadline = time.monotonic() + timeout
-        found: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            if self.override_log.exists():
-                lines = self.override_log.read_text(encoding="utf-8").splitlines()
-                found = [r for r in map(json.loads, lines) if condition(r)]
-                if len(found) >= count:
-                    return found
-            time.sleep(0.05)
-        msg = f"{len(found)} of {count} expected override records in {self.override_log}"
-        raise AssertionError(msg)
+        return wait_for_records(self.override_log, condition, count, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +141,39 @@ def test_rows_stream_in_before_the_run_ends(live: Live) -> None:
     )
     assert editor.locator(".lr-status").get_attribute("data-status") in {"running", "complete"}
     live.shot("2-streaming")
+
+
+def test_rows_the_global_pass_relabels_after_they_were_seen_are_marked(live: Live) -> None:
+    editor = live.editor
+    editor.locator(".lr-status[data-status='complete']").wait_for(timeout=900_000)
+    # From the event log: each row's speaker before the global pass, and the pass's new speakers.
+    before, after = {}, {}
+    for line in (live.out / "demo-session" / "events.jsonl").read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event["kind"] in ("segments", "update") and event.get("stage") != "override":
+            for segment in event["segments"]:
+                (after if event.get("stage") == "global" else before)[segment["segment_id"]] = segment["speaker_id"]
+    relabelled = {sid for sid, speaker in after.items() if before.get(sid) != speaker}
+    assert relabelled, "the global pass relabelled no row of the demo"
+    banner = editor.locator(".lr-relabel-banner")
+    banner.wait_for(state="visible", timeout=60_000)
+    marked = int(editor.get_attribute("data-relabelled"))
+    assert 0 < marked <= len(relabelled)
+    assert re.match(
+        rf"The global speaker pass changed the speaker of {marked} rows? you had already seen", banner.inner_text()
+    )
+    live.shot("2b-relabelled")
+    banner.locator("button.lr-relabel-show").click()  # the "changed for you" filter: the marked rows
+    expect(editor).to_have_attribute("data-visible", str(marked))
+    rows = editor.locator(".lr-row.lr-relabelled[data-id]")
+    ids = rows.evaluate_all("rows => rows.map((r) => r.dataset.id)")
+    assert ids and set(ids) <= relabelled
+    first = editor.locator(f".lr-row[data-id='{ids[0]}']")
+    title = first.locator(".lr-relabel-mark").get_attribute("title")
+    assert f"speaker {before[ids[0]]} → {after[ids[0]]}" in title and "the global speaker pass" in title
+    first.locator(".lr-time").click()  # looked at: its mark goes
+    expect(editor).to_have_attribute("data-relabelled", str(marked - 1))
+    editor.locator("input[data-filter='changed']").uncheck()
 
 
 def test_clicking_a_row_plays_its_clip_and_shows_a_waveform(live: Live) -> None:
@@ -246,7 +270,8 @@ def test_speaker_label_batch_and_undo_through_the_dom(live: Live, browser_edit: 
     editor.locator("button.lr-apply").click()
     confirm = editor.locator(".lr-confirm")
     confirm.wait_for(state="visible", timeout=30_000)
-    assert "confirm" in confirm.inner_text()
+    question = confirm.locator(".lr-confirm-text").inner_text()
+    assert question.startswith("Set the uncertain mark to uncertain on 2 rows (")
     assert not live.records(lambda r: r["field"] == "confidence_flag", count=0)
     live.shot("6-confirm-batch")
     editor.locator("button.lr-confirm-apply").click()
@@ -255,7 +280,9 @@ def test_speaker_label_batch_and_undo_through_the_dom(live: Live, browser_edit: 
     editor.locator(f".lr-row[data-id='{first}'] button.lr-flag.lr-on").wait_for(timeout=30_000)
     editor.locator("button.lr-undo").click()
     live.records(lambda r: r["op"] == "revert" and r["reverts"] == flagged[0]["batch_id"], count=2)
-    editor.locator(".lr-notice").get_by_text("undid batch").wait_for(timeout=30_000)
+    editor.locator(".lr-notice").get_by_text("ana undid their last change: the uncertain mark of 2 rows").wait_for(
+        timeout=30_000
+    )
     editor.locator(f".lr-row[data-id='{first}'] button.lr-flag:not(.lr-on)").wait_for(timeout=30_000)
 
 
@@ -337,7 +364,9 @@ def test_reclassify_button_reruns_the_selected_rows(live: Live) -> None:
     editor.locator(f".lr-row[data-id='{second}'] input.lr-select").check()
     expect(editor.locator(".lr-selected-count")).to_have_text("2 selected")
     editor.locator("button.lr-rerun-reclassify").click()
-    editor.locator(".lr-notice").get_by_text("reclassify r0001:").wait_for(timeout=120_000)
+    notice = editor.locator(".lr-notice-text").filter(has_text="reclassify r0001 by ana changed ")
+    notice.wait_for(timeout=120_000)
+    assert re.match(r"reclassify r0001 by ana changed [0-2] of 2 rows[.:]", notice.inner_text())
     history = live.out / "demo-session" / "reruns" / "history.jsonl"
     (record,) = map(json.loads, history.read_text(encoding="utf-8").splitlines())
     assert record["kind"] == "reclassify" and record["user"] == "ana"

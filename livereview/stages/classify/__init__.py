@@ -28,7 +28,7 @@ from livereview.stages.classify.frame import CONTEXT_SEGMENTS, classification_fr
 from livereview.stages.classify.keywords import keyword_classifier
 from livereview.stages.classify.labels import CLASSIFICATION_COLUMNS, NEEDS_ATTENTION_THRESHOLD, Classifier
 from livereview.stages.classify.llm import LLMClassifier
-from livereview.stages.classify.registry import resolve_classifier
+from livereview.stages.classify.registry import classifier_problem, resolve_classifier
 from livereview.stages.classify.tags import character_tags, npc_name
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "build_default_classifier",
     "character_tags",
     "classification_frame",
+    "classifier_problem",
     "classify_segments",
     "decide",
     "default_classifier",

@@ -20,12 +20,15 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from livereview.core.party import Party
+from livereview.core.threads import adapted_threads
+from livereview.stages.threads import torch_threads
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -94,10 +97,11 @@ class SentenceEncoder:
         Most texts whose embeddings are kept (least recently used go first).
     num_threads : int, "auto" or None
         Torch threads for the forward pass (restored afterwards); ``None`` keeps torch's
-        setting. ``"auto"`` keeps it while the machine is idle enough (1-minute load
-        average at most the CPU count) and uses one thread when it is busier: on 2 busy
-        cores two threads, spinning while they wait for each other, were four times slower
-        than one (about 20 vs 70 segments/s). The embeddings are bitwise the same either way.
+        setting. ``"auto"`` keeps it while the machine is idle and uses fewer while other
+        processes keep the cores busy (:func:`~livereview.core.threads.adapted_threads`):
+        on 2 busy cores two threads, spinning while they wait for each other, were four
+        times slower than one (about 20 vs 70 segments/s). The embeddings are bitwise the
+        same either way.
 
     Calling the encoder with ``n`` texts returns an array of shape (n, dimension),
     float32, unit-norm rows. A text's embedding can differ by about 3e-7 with the texts
@@ -151,12 +155,10 @@ class SentenceEncoder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        previous = torch.get_num_threads()
-        threads = self._threads()
-        switch = threads is not None and threads != previous
-        if switch:
-            torch.set_num_threads(threads)
-        try:
+        threads = self.num_threads
+        if threads == "auto":
+            threads = adapted_threads(torch.get_num_threads())
+        with torch_threads(threads) if isinstance(threads, int) else nullcontext():
             return self.model.encode(
                 texts,
                 batch_size=self.batch_size,
@@ -164,18 +166,6 @@ class SentenceEncoder:
                 normalize_embeddings=True,
                 show_progress_bar=False,
             )
-        finally:
-            if switch:
-                torch.set_num_threads(previous)
-
-    def _threads(self) -> int | None:
-        if self.num_threads != "auto":
-            return self.num_threads
-        try:
-            busy = os.getloadavg()[0] > (os.cpu_count() or 1)
-        except (AttributeError, OSError):  # no load average on this platform
-            return None
-        return 1 if busy else None
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from livereview.core.party import Party
 from livereview.core.segments import IC_OOC_LABELS, SEGMENT_TYPES
+from livereview.stages.chat import ChatServer, LLMAnswerError, LLMUnavailableError, json_content, parse_spec
 from livereview.stages.classify.builtin import resolve_offline_classifier
 from livereview.stages.classify.labels import CLASSIFICATION_COLUMNS, Classifier
 from livereview.stages.classify.tags import character_tags
@@ -78,17 +79,7 @@ EXAMPLES_MARKER = "LINES AN OPERATOR LABELLED IN THIS SESSION, FOLLOW THEM (JSON
 #: Most operator corrections sent with each request (the latest ones).
 MAX_EXAMPLES = 20
 _OOC_TYPES = ("MECHANICS", "TABLE_TALK")
-_RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-_SPEC = re.compile(r"^llm:(?P<url>https?://[^/\s:]+(?::\d+)?(?:/[^:\s]*)?):(?P<rest>[^\s]+)$")
 _SPEC_HELP = "'llm:<base_url>:<model>[:<prompt variant>]', e.g. 'llm:http://127.0.0.1:11434/v1:llama3:terse'"
-
-
-class LLMUnavailableError(RuntimeError):
-    """The server could not be reached, timed out, or kept failing after retries."""
-
-
-class LLMAnswerError(ValueError):
-    """The server answered, but not with the JSON asked for."""
 
 
 @dataclass(frozen=True)
@@ -163,15 +154,12 @@ class LLMClassifier:
         The last ``:``-part is taken as the variant only when it names one, so model
         names with a tag (``llama3:8b``) work: ``llm:http://host:11434/v1:llama3:8b:terse``.
         """
-        match = _SPEC.match(spec)
-        if match is None:
-            msg = f"the LLM classifier needs a server URL and a model: pass {_SPEC_HELP}; got {spec!r}"
-            raise ValueError(msg)
-        model, variant = match["rest"], "default"
+        base_url, model = parse_spec(spec, _SPEC_HELP)
+        variant = "default"
         head, _, tail = model.rpartition(":")
         if head and tail in PROMPT_VARIANTS:
             model, variant = head, tail
-        return cls(match["url"].rstrip("/"), model, prompt_variant=variant, **options)
+        return cls(base_url, model, prompt_variant=variant, **options)
 
     @property
     def name(self) -> str:
@@ -286,35 +274,10 @@ class LLMClassifier:
 
     def _complete(self, client: httpx.Client, messages: list[dict[str, str]]) -> str:
         """POST the chat completion with retries; the answer's message content."""
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0}
-        if self.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        url = f"{self.base_url.rstrip('/')}/chat/completions"
-        failure = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = client.post(url, json=body)
-            except httpx.TimeoutException:
-                failure = f"no answer within {self.timeout} s"
-                continue
-            except httpx.TransportError as error:
-                failure = f"{type(error).__name__}: {error}"
-                continue
-            if response.status_code in _RETRY_STATUSES:
-                failure = f"HTTP {response.status_code}"
-                continue
-            if response.status_code != 200:
-                msg = f"HTTP {response.status_code}: {response.text[:200]!r}"
-                raise LLMAnswerError(msg)
-            try:
-                return str(response.json()["choices"][0]["message"]["content"])
-            except (ValueError, KeyError, IndexError, TypeError) as error:
-                msg = f"not a chat-completions answer ({type(error).__name__}): {response.text[:200]!r}"
-                raise LLMAnswerError(msg) from error
-        msg = f"{failure} after {self.retries + 1} attempt(s) to {url}"
-        raise LLMUnavailableError(msg)
+        server = ChatServer(
+            self.base_url, self.model, self.timeout, self.retries, self.backoff, self.api_key, self.json_mode
+        )
+        return server.complete(client, messages)
 
     # -- assembling the table
 
@@ -359,9 +322,6 @@ def _line(frame: pd.DataFrame, position: int, party: Party | None) -> dict[str, 
     return {"speaker": speaker if isinstance(speaker, str) else "unknown", "role": role, "text": str(row["text"])}
 
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
-
-
 def parse_answer(content: str) -> list[dict[str, Any]]:
     """The list of per-segment objects in an LLM answer.
 
@@ -372,13 +332,7 @@ def parse_answer(content: str) -> list[dict[str, Any]]:
     LLMAnswerError
         When the content is not JSON of one of those shapes.
     """
-    fenced = _FENCE.match(content)
-    text = fenced.group(1) if fenced else content
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        msg = f"answer is not JSON ({error.msg} at character {error.pos}): {content[:120]!r}"
-        raise LLMAnswerError(msg) from error
+    data = json_content(content)
     if isinstance(data, dict):
         data = data.get("segments")
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):

