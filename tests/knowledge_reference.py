@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,26 +11,14 @@ import pandas as pd
 
 from livereview.stages.knowledge import Knowledge, normalize
 
-#: The CRD3 dev turns (``shared/data`` beside the repository, or ``LIVEREVIEW_SHARED_DATA``).
-REPOSITORY = Path(__file__).resolve().parent.parent
+#: The reference lists and the turns of their three episodes (copied from ``shared/data/crd3-dev``).
 CRD3_REFERENCES = Path(__file__).resolve().parent / "data" / "crd3"
-
-
-def shared_data() -> Path:
-    """The shared data folder; fails naming where it was looked for."""
-    candidates = [Path(p) for p in (os.environ.get("LIVEREVIEW_SHARED_DATA"),) if p]
-    candidates += [REPOSITORY / "shared" / "data", REPOSITORY.parent / "shared" / "data"]
-    for candidate in candidates:
-        if (candidate / "crd3-dev" / "crd3_dev_turns.jsonl.gz").is_file():
-            return candidate
-    msg = f"the CRD3 dev turns were not found in {[str(c) for c in candidates]}; set LIVEREVIEW_SHARED_DATA"
-    raise FileNotFoundError(msg)
 
 
 def write_episode_transcript(episode: str, path: Path) -> Path:
     """The turns of one CRD3 episode as a transcript (JSON lines with ``text`` and ``speaker``)."""
     rows = []
-    with gzip.open(shared_data() / "crd3-dev" / "crd3_dev_turns.jsonl.gz", "rt", encoding="utf-8") as stream:
+    with gzip.open(CRD3_REFERENCES / "turns.jsonl.gz", "rt", encoding="utf-8") as stream:
         for line in stream:
             turn = json.loads(line)
             if turn["episode"] == episode:
