@@ -181,7 +181,8 @@ def test_clicking_a_row_plays_its_clip_and_shows_a_waveform(live: Live) -> None:
     row = editor.locator(".lr-row[data-id]").first
     segment_id = row.get_attribute("data-id")
     row.locator(".lr-time").click()
-    player = live.page.locator(f".lr-playback[data-segment='{segment_id}']").first
+    # the player of that row, once its clip has arrived (a live update may draw the player again meanwhile)
+    player = live.page.locator(f".lr-playback[data-segment='{segment_id}'][data-wav-bytes]").first
     player.wait_for(timeout=60_000)
     assert int(player.get_attribute("data-wav-bytes")) > 44
     assert int(player.get_attribute("data-peaks")) == 480

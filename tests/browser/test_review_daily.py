@@ -422,6 +422,7 @@ def test_the_timeline_reads_hours_zooms_and_pans_and_still_brushes(daily: Daily)
     output.locator("button.lr-timeline-pan-right").click()
     expect(window).to_have_text("showing 1:00:00–2:00:00 of 2:00:00")
     # The brush on the zoomed axis selects in recording time.
+    figure.scroll_into_view_if_needed()  # the zoom controls' clicks may have scrolled the page
     box = figure.bounding_box()
     left, right = box["x"] + 110, box["x"] + box["width"] - 16  # the figure's margins
     y = box["y"] + box["height"] * 0.45
