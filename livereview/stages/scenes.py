@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from livereview.core.segments import IC, MIXED, OOC
+from livereview.stages.classify.labels import UNNAMED_TAGS
 
 #: Segment-table columns :func:`find_scenes` reads (all in the merged view).
 SCENE_INPUT_COLUMNS = ("segment_id", "start", "end", "text", "speaker_id", "ic_ooc", "segment_type", "character_tag")
@@ -58,8 +59,6 @@ PLAY, BREAK = "play", "break"
 
 #: Segment types that are dice and rules: out of character, but part of play.
 _MECHANICS = "MECHANICS"
-#: Character tags that name no character present in the story.
-_NO_CHARACTER = frozenset({"", "DM", "NPC"})
 
 _TRANSITION = re.compile(
     r"^\W*(?:"
@@ -301,7 +300,7 @@ def _scene_table(
                 "segment_ids": tuple(scene["segment_id"]),
                 "speakers": tuple(dict.fromkeys(s for s in scene["speaker_id"] if isinstance(s, str))),
                 "characters": tuple(
-                    dict.fromkeys(c for c in scene["character_tag"] if isinstance(c, str) and c not in _NO_CHARACTER)
+                    dict.fromkeys(c for c in scene["character_tag"] if isinstance(c, str) and c not in UNNAMED_TAGS)
                 ),
                 "ic_share": round(float((durations * weight).sum() / total), 3) if total > 0 else 0.0,
                 "cue": cuts[first],

@@ -24,6 +24,8 @@ Classifier = Callable[[pd.DataFrame, Any], pd.DataFrame]
 #: Character tag of narration, and of NPC dialogue whose NPC is not named.
 DM_TAG = "DM"
 NPC_TAG = "NPC"
+#: Character tags that name no character: table talk, narration, an unnamed NPC.
+UNNAMED_TAGS = frozenset({"", DM_TAG, NPC_TAG})
 #: Segment types allowed with an IC or an OOC label, for the game master and for a player.
 IC_TYPES = ("DM_NARRATION", "NPC_DIALOGUE", "CHARACTER_SPEECH", "CHARACTER_ACTION")
 OOC_TYPES = ("MECHANICS", "TABLE_TALK")

@@ -15,12 +15,13 @@ import pandas as pd
 
 from livereview.core.party import Party
 from livereview.core.segments import OOC
+from livereview.stages.classify.labels import UNNAMED_TAGS
 from livereview.stages.knowledge.aliases import Encoder, build_entities
 from livereview.stages.knowledge.extract import extract_mentions
 from livereview.stages.knowledge.schema import CANDIDATE_COLUMNS, HOOK, QUEST, Knowledge
 
 #: Character tags that name no NPC.
-_NOT_NPC_TAGS = frozenset({"", "dm", "npc"})
+_NOT_NPC_TAGS = frozenset(tag.casefold() for tag in UNNAMED_TAGS)
 
 _QUEST = re.compile(
     r"\b(?:(?:find|rescue|save|bring|retrieve|recover|deliver|escort|slay|kill|hunt|stop|protect|clear|investigate)"
