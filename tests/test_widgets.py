@@ -24,7 +24,7 @@ from livereview.demo import demo_audio_path, demo_party_path
 from livereview.review.run import SessionSink
 from livereview.review.session import Session
 from livereview.store.overrides import OverrideError
-from livereview.ui.grid import FIELDS
+from livereview.ui.grid import FIELDS, GridRows
 from livereview.ui.playback import MAX_CLIP_SECONDS, WAVEFORM_BINS, wav_bytes, waveform_peaks
 from livereview.ui.review import PREVIEW_ROWS, ReviewWidget
 from livereview.ui.timeline import lane_blocks
@@ -171,6 +171,34 @@ def test_a_long_session_sends_the_rows_shown_first_then_all(session: Session) ->
     preview, full = grid.kinds("snapshot")
     assert preview["partial"] and preview["total"] == full["total"] == 515 and not full.get("partial")
     assert [row[0] for row in preview["rows"]] == [row[0] for row in full["rows"][-PREVIEW_ROWS:]]  # the newest
+    review.close()
+
+
+def test_a_view_asking_while_a_long_session_is_read_gets_its_first_rows_at_once(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcribe(session, make_segments(session.session_id, range(3, 103), 5))  # 515 segments, still running
+    reading, release = threading.Event(), threading.Event()
+    reset = GridRows.reset
+
+    def slow_reset(rows: GridRows, *args: Any) -> None:  # the updater, holding every row still to merge
+        reading.set()
+        release.wait(20)
+        reset(rows, *args)
+
+    monkeypatch.setattr(GridRows, "reset", slow_reset)
+    review = livereview.review(session, user="ana")
+    grid = Sent()
+    review.grid.send = grid
+    assert reading.wait(20)
+    from_browser(review, kind="snapshot_request", view="view-1")
+    (early,) = grid.kinds("snapshot")  # sent by this thread while the updater still reads
+    assert early["view"] == "view-1" and early["partial"] and early["total"] == 515
+    release.set()
+    settle(review)
+    first, *_, full = grid.kinds("snapshot")
+    assert first is early and not full.get("partial") and full["view"] == "view-1"
+    assert early["rows"] == full["rows"][-PREVIEW_ROWS:]  # the newest rows, as the full snapshot has them
     review.close()
 
 

@@ -105,14 +105,23 @@ def _field_lists(column: pd.Series) -> list[list[str]]:
 def _numbers(column: pd.Series, missing: float | None = None) -> list[float | None]:
     """JSON-safe numbers rounded to the millisecond; ``missing`` for missing and non-finite values."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    return [round(v, 3) if ok else missing for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
+    return _with_missing(np.round(values, 3).tolist(), ~np.isfinite(values), missing)
 
 
 def _texts(column: pd.Series, missing: str | None = None) -> list[str | None]:
     """Strings, ``missing`` for missing values (None, NaN, NA)."""
-    present = column.notna().to_numpy()
-    return [str(v) if ok else missing for v, ok in zip(column.astype(object).tolist(), present.tolist(), strict=True)]
+    absent = column.isna().to_numpy()
+    values = column.astype(object).to_numpy()
+    if not all(isinstance(v, str) for v in values[~absent]):
+        values = np.array([str(v) for v in values], dtype=object)
+    return _with_missing(values.tolist(), absent, missing)
+
+
+def _with_missing(values: list[Any], absent: np.ndarray, missing: Any) -> list[Any]:
+    """``values`` with ``missing`` where ``absent`` is true."""
+    for index in np.flatnonzero(absent).tolist():
+        values[index] = missing
+    return values
 
 
 def row_values(row: Mapping[str, Any]) -> list[Any]:

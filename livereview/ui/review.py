@@ -35,7 +35,9 @@ Threading: live events reach the session's emitter thread for this widget, which
 puts them into a queue. ONE updater thread owns everything sent to the browser: it
 coalesces events, merges operator corrections, sends appends and patches at most
 every :data:`FLUSH_SECONDS`, redraws the timeline at most every
-:data:`TIMELINE_SECONDS`, and answers snapshot and playback requests. Browser edits
+:data:`TIMELINE_SECONDS`, and answers snapshot and playback requests. While it still
+reads a long session, the main thread answers a view's snapshot request with the rows
+that view shows first (built before the rest), so the grid paints at once. Browser edits
 arrive on the kernel's main thread and go straight to the session's override store;
 their outcome is handed to the updater. The pipeline never waits for the widget.
 
@@ -75,7 +77,17 @@ from livereview.live.emitter import Subscription
 from livereview.review.session import Session
 from livereview.store.rerun_log import Rerun
 from livereview.ui.actions import ReviewActions
-from livereview.ui.grid import FIELDS, GridRows, ReviewGrid, base_row, metrics_line, sorted_rows, speaker_stats
+from livereview.ui.grid import (
+    FIELDS,
+    GridRows,
+    ReviewGrid,
+    base_row,
+    merged_rows,
+    metrics_line,
+    row_values,
+    sorted_rows,
+    speaker_stats,
+)
 from livereview.ui.notices import CORRECTION_OF, FIELD_WORDS, batch_question, clock, describe, notice_text
 from livereview.ui.playback import Playback, load_segment_clip
 from livereview.ui.scene_lane import SceneLane
@@ -160,6 +172,10 @@ class ReviewWidget(w.VBox):
         self._completed: set[int] = set()
         self._seeded_seq = 0
         self._last_clip: tuple[dict[str, Any], list[bytes]] | None = None
+        # While the updater reads a long session, the kernel's main thread answers a view's
+        # snapshot request with the rows it shows first (built before the rest): it paints at once.
+        self._early_preview: dict[str, Any] | None = None
+        self._send_lock = threading.RLock()  # orders that preview before every later message
         #: Custom messages sent to the browser so far.
         self.messages_sent = 0
 
@@ -297,6 +313,9 @@ class ReviewWidget(w.VBox):
         kind = content.get("kind")
         request = content.get("request")
         if kind == "snapshot_request":
+            with self._send_lock:
+                if self._early_preview is not None:
+                    self._push(self.grid, self._early_preview | {"view": content.get("view")})
             self._queue.put(("snapshot", content.get("view")))
         elif kind in ("edit", "boundary"):
             self._edit_from_browser(request, content)
@@ -348,7 +367,16 @@ class ReviewWidget(w.VBox):
         self._seeded_seq = session.events.seq  # events up to here are already in what is read below
         corrections = session.corrected_values()
         segments = session.segment_list()
-        self.rows.reset({s.segment_id: base_row(s) for s in segments}, corrections)
+        self._status = session.status
+        bases = {s.segment_id: base_row(s) for s in segments}
+        if len(bases) > 2 * PREVIEW_ROWS:
+            shown = segments[:PREVIEW_ROWS] if self._status == "complete" else segments[-PREVIEW_ROWS:]
+            preview = sorted_rows(merged_rows((bases[s.segment_id] for s in shown), corrections))
+            with self._send_lock:
+                self._early_preview = self._snapshot(None, [row_values(row) for row in preview], len(bases), True)
+        self.rows.reset(bases, corrections)
+        with self._send_lock:
+            self._early_preview = None
         rows = self.rows.rows
         self._sent = set(rows)
         self._dirty.clear()
@@ -357,7 +385,6 @@ class ReviewWidget(w.VBox):
         self._known_speakers = set(session.known_speakers)
         chunks = session.chunks
         self._completed = set(session.completed_chunks)
-        self._status = session.status
         self._duration = float(session.metadata.get("audio", {}).get("duration") or self._duration)
         self._duration = max([self._duration, *(row["end"] for row in rows.values())])
         # Processing reaches past the last final chunk once the next one is transcribed.
@@ -641,14 +668,19 @@ class ReviewWidget(w.VBox):
         self._dirty.clear()
         self._sent = set(self.rows.rows)
         wire = self.rows.ordered_wire()
-        snapshot = {"kind": "snapshot", "view": view, "fields": list(FIELDS), "total": len(wire)}
         if len(wire) > 2 * PREVIEW_ROWS:  # the rows a view shows first, so it paints before the rest arrives
             preview = wire[:PREVIEW_ROWS] if self._status == "complete" else wire[-PREVIEW_ROWS:]
-            self._push(self.grid, snapshot | {"rows": preview, "partial": True})
-        self._push(self.grid, snapshot | {"rows": wire})
+            self._push(self.grid, self._snapshot(view, preview, len(wire), True))
+        self._push(self.grid, self._snapshot(view, wire, len(wire), False))
         self._stats_dirty = self._stats_dirty or bool(rows or gone)
         self._write_meta()
         self._timeline_dirty = True
+
+    @staticmethod
+    def _snapshot(view: Any, rows: list[list[Any]], total: int, partial: bool) -> dict[str, Any]:
+        """A snapshot message for ``view`` (None: any view): ``rows`` of ``total``, or the first of them."""
+        message = {"kind": "snapshot", "view": view, "fields": list(FIELDS), "total": total, "rows": rows}
+        return message | ({"partial": True} if partial else {})
 
     def _send_result(self, outcome: dict[str, Any]) -> None:
         corrections = self.session.corrected_values()
@@ -739,8 +771,9 @@ class ReviewWidget(w.VBox):
         return min(s for s, _ in spans), max(e for _, e in spans)
 
     def _push(self, widget: Any, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        widget.send(content, buffers)
-        self.messages_sent += 1
+        with self._send_lock:
+            widget.send(content, buffers)
+            self.messages_sent += 1
 
 
 def review(
