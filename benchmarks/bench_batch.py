@@ -5,9 +5,10 @@
 2. Long sessions: 1-hour and 4-hour recordings (the demo concatenated, built on the fly),
    each run in a process of its own: peak RSS (target under 3 GB), real-time factor per
    hour of audio (flat within 20%), and the time to open the finished session and build
-   what the review paints first (target under 1 s).
+   what the review paints first (target under 1 s). The sessions and their run figures
+   are kept in ``benchmarks/.cache/``; ``--reuse-long`` opens them again without a new run.
 
-    python benchmarks/bench_batch.py [--recordings 4] [--seconds 60] [--long-hours 1 4] [--skip-batch]
+    python benchmarks/bench_batch.py [--recordings 4] [--seconds 60] [--long-hours 1 4] [--skip-batch] [--reuse-long]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from demo_audio import repeated_demo  # benchmarks/demo_audio.py
+from demo_audio import CACHE, repeated_demo  # benchmarks/demo_audio.py
 from distributed import Client, LocalCluster
 
 import livereview
@@ -109,18 +111,24 @@ def bench_batch(folder: Path, recordings: int, seconds: float) -> None:
         )
 
 
-def bench_long(folder: Path, hours: float) -> None:
-    repeats = int(np.ceil(hours * 3600 / probe(demo_audio_path()).duration))
-    recording = repeated_demo(repeats, seconds=hours * 3600, path=folder / f"long-{hours:g}h.flac")
-    run = subprocess.run(
-        [sys.executable, "-c", _LONG_RUN, str(recording), str(folder / "long")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+def bench_long(hours: float, *, reuse: bool) -> None:
+    """Run a long session into ``benchmarks/.cache/`` (kept with its figures), then open it and paint the review."""
+    name = f"long-{hours:g}h"
+    figures = CACHE / f"{name}.json"
+    if not (reuse and figures.is_file()):
+        repeats = int(np.ceil(hours * 3600 / probe(demo_audio_path()).duration))
+        recording = repeated_demo(repeats, seconds=hours * 3600, path=CACHE / f"{name}.flac")
+        shutil.rmtree(CACHE / "long" / name, ignore_errors=True)
+        run = subprocess.run(
+            [sys.executable, "-c", _LONG_RUN, str(recording), str(CACHE / "long")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures.write_text(run.stdout.strip().splitlines()[-1])
+    result = json.loads(figures.read_text())
     paint = subprocess.run(
-        [sys.executable, "-c", _OPEN_AND_PAINT, str(folder / "long" / recording.stem)],
+        [sys.executable, "-c", _OPEN_AND_PAINT, str(CACHE / "long" / name)],
         capture_output=True,
         text=True,
         check=True,
@@ -145,12 +153,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--long-hours", type=float, nargs="*", default=[1.0, 4.0])
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument(
+        "--reuse-long",
+        action="store_true",
+        help="open the long sessions an earlier run kept in benchmarks/.cache/ (and print its figures) instead of "
+        "running them again",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="livereview-batch-") as tmp:
-        if not args.skip_batch:
+    if not args.skip_batch:
+        with tempfile.TemporaryDirectory(prefix="livereview-batch-") as tmp:
             bench_batch(Path(tmp), args.recordings, args.seconds)
-        for hours in args.long_hours:
-            bench_long(Path(tmp), hours)
+    for hours in args.long_hours:
+        bench_long(hours, reuse=args.reuse_long)
 
 
 if __name__ == "__main__":

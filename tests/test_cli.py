@@ -60,7 +60,7 @@ def test_empty_audio(tmp_path) -> None:
         (["--num-speakers", "0"], "num_speakers must be at least 1; got 0"),
         (["--min-speakers", "5", "--max-speakers", "2"], "min_speakers (5) must not exceed max_speakers (2)"),
         (["--chunk-length", "-3"], "--chunk-length must be positive; got -3.0"),
-        (["--num-speakers", "two"], "invalid int value: 'two'"),
+        (["--num-speakers", "two"], "expected a whole number or 'auto', got 'two'"),
         (["--device", "tpu"], "invalid choice: 'tpu'"),
         (["--party", "nowhere.yaml"], "party file not found: nowhere.yaml"),
         (["--threads", "0"], "--threads must be at least 1; got 0"),

@@ -2,7 +2,9 @@
 
 ``tests/data/legacy-session/session`` was produced by a real run on pyannote's sample
 recording (one rerun, corrections and an undo, a speaker mapping); ``expected/`` holds
-what that release read back from it. Opening it must change nothing on disk.
+what that release read back from it. Opening it must change nothing on disk. Exports are
+byte for byte the same, except RTTM, which is now written from the speaker turns (every
+speaker line that release wrote keeps its speaker).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def test_a_legacy_session_opens_unchanged_with_its_results(legacy: Path) -> None
         assert overrides[["segment_id", "field", "user"]].values.tolist() == (
             expected_overrides[["segment_id", "field", "user"]].values.tolist()
         )
-        turns = session.diarization()
+        turns = session.diarization(corrected=False)
         assert turns.round(3).values.tolist() == _expected_frame("diarization.json").round(3).values.tolist()
     finally:
         session.close()
@@ -75,10 +77,22 @@ def test_a_legacy_session_exports_byte_for_byte(legacy: Path, fmt: str, selectio
     finally:
         session.close()
     expected = (FIXTURE / "expected" / f"export-{selection}.{fmt}").read_text(encoding="utf-8")
-    if fmt == "json":  # the recording's path is where the session was made, not where it is read
+    if fmt == "rttm":  # now written from the speaker turns: every segment line of before keeps its speaker
+        exported, before = (_rttm_lines(content) for content in (text, expected))
+        assert {speaker for *_, speaker in exported} == {speaker for *_, speaker in before}
+        for start, end, speaker in before:
+            heard = [(a, b) for a, b, who in exported if who == speaker and a < end and b > start]
+            assert heard, f"{speaker} at {start:.2f}-{end:.2f} s is missing from the RTTM"
+    elif fmt == "json":  # the recording's path is where the session was made, not where it is read
         document, reference = json.loads(text), json.loads(expected)
         for metadata in (document["metadata"], reference["metadata"]):
             metadata.pop("audio_path")
         assert document == reference
     else:
         assert text == expected
+
+
+def _rttm_lines(text: str) -> list[tuple[float, float, str]]:
+    """(start, end, speaker) of each SPEAKER line."""
+    fields = [line.split() for line in text.splitlines() if line.startswith("SPEAKER")]
+    return [(float(f[3]), float(f[3]) + float(f[4]), f[7]) for f in fields]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from livereview.cli.options import speaker_count
 from livereview.core.party import Character, Party, load_party
+from livereview.demo import demo_party_path
+from livereview.review.checks import build_options
 
 GOOD = """\
 party: The Lantern Company
@@ -112,3 +117,39 @@ def test_empty_file_lacks_a_game_master(tmp_path: Path) -> None:
 def test_direct_construction_checks_the_same_rules() -> None:
     with pytest.raises(ValueError, match="already plays Mira"):
         Party("Dana", (Character("Mira", "Alex"), Character("Zed", "Alex")))
+
+
+def test_the_table_size_counts_the_game_master_and_each_player_once(tmp_path: Path) -> None:
+    assert load_party(write(tmp_path, GOOD)).table_size() == 3
+    assert load_party(demo_party_path()).table_size() == 4
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ({}, (None, 4)),  # the table bounds the count
+        ({"num_speakers": "auto"}, (None, None)),  # left open
+        ({"num_speakers": 3}, (3, None)),  # a count given wins
+        ({"max_speakers": 6}, (None, 6)),  # so does a maximum
+        ({"min_speakers": 5}, (None, None)),  # more than the table: not bounded by it
+    ],
+)
+def test_a_party_bounds_the_speaker_count_unless_told_otherwise(
+    counts: dict[str, Any], expected: tuple[int | None, int | None]
+) -> None:
+    options, problems = build_options(party=demo_party_path(), **counts)
+    assert problems == [] and options is not None
+    assert (options.diarize.num_speakers, options.diarize.max_speakers) == expected
+
+
+def test_without_a_party_the_count_stays_open() -> None:
+    options, _ = build_options()
+    assert options is not None and options.diarize.speaker_limit is None
+
+
+def test_a_speaker_count_that_is_neither_a_number_nor_auto_is_refused() -> None:
+    options, problems = build_options(num_speakers="four", party=demo_party_path())
+    assert options is None and problems == ["num_speakers must be a whole number or 'auto'; got 'four'"]
+    assert speaker_count("auto") == "auto" and speaker_count("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number or 'auto'"):
+        speaker_count("four")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livereview.core.segments import IC_OOC_LABELS, OVERRIDABLE_FIELDS, SEGMENT_COLUMNS, Segment, segments_to_frame
-from livereview.review.view import merged_view
+from livereview.review.view import corrected_turns, merged_view
 from livereview.store.overrides import EditContext, OverrideStore
 
 SPEAKERS = ("Dana", "Alex", "Sam", "Riley")
@@ -164,3 +164,79 @@ def test_view_refuses_fields_that_cannot_be_overridden() -> None:
     segments = segments_to_frame([Segment("s", "a", 0, 0.0, 1.0, "hello")])
     with pytest.raises(ValueError, match=r"fields \['asr_confidence'\] that cannot be overridden"):
         merged_view(segments, {"a": {"asr_confidence": 1.0}})
+
+
+def _turn_table(*turns: tuple[float, float, str]) -> pd.DataFrame:
+    return pd.DataFrame(list(turns), columns=["start", "end", "speaker_id"])
+
+
+def _span_segments(*spans: tuple[float, float, str | None]) -> pd.DataFrame:
+    return segments_to_frame(
+        [
+            Segment("s", f"c00000-s{i:03d}", 0, a, b, "one two three four", speaker_id=who)
+            for i, (a, b, who) in enumerate(spans)
+        ]
+    )
+
+
+def _as_tuples(turns: pd.DataFrame) -> list[tuple[float, float, str]]:
+    return [(round(a, 3), round(b, 3), who) for a, b, who in turns.itertuples(index=False)]
+
+
+def test_corrected_turns_keep_uncorrected_turns_and_speech_no_segment_covers() -> None:
+    segments = _span_segments((0.0, 2.0, "Dana"), (5.0, 6.0, "Alex"), (9.0, 9.5, "Sam"))
+    turns = _turn_table((0.0, 2.5, "Dana"), (1.5, 3.0, "Alex"), (5.0, 6.2, "Alex"), (7.0, 8.0, "Riley"))
+    result = _as_tuples(corrected_turns(turns, segments, {}))
+    # every turn kept (overlap and the 7-8 s speech no segment covers), and the segment no turn touches added
+    assert result == [
+        (0.0, 2.5, "Dana"),
+        (1.5, 3.0, "Alex"),
+        (5.0, 6.2, "Alex"),
+        (7.0, 8.0, "Riley"),
+        (9.0, 9.5, "Sam"),
+    ]
+
+
+def test_a_speaker_correction_relabels_the_model_speakers_turns_inside_its_segment_only() -> None:
+    segments = _span_segments((0.0, 2.0, "Dana"), (2.0, 4.0, "Dana"), (4.0, 6.0, "Alex"))
+    turns = _turn_table((0.0, 6.0, "Dana"), (1.0, 3.0, "Alex"), (4.0, 6.0, "Alex"))
+    result = _as_tuples(corrected_turns(turns, segments, {"c00000-s001": {"speaker_id": "Sam"}}))
+    assert result == [
+        (0.0, 2.0, "Dana"),
+        (1.0, 3.0, "Alex"),  # another speaker's overlapping turn stays
+        (2.0, 4.0, "Sam"),  # the corrected segment's span of Dana's turn
+        (4.0, 6.0, "Alex"),
+        (4.0, 6.0, "Dana"),  # Dana's turn after the corrected segment keeps its speaker
+    ]
+
+
+def test_a_corrected_segment_no_turn_of_its_speaker_touches_becomes_a_turn() -> None:
+    segments = _span_segments((0.0, 1.0, None), (3.0, 4.0, "Dana"))
+    turns = _turn_table((3.0, 4.0, "Dana"))
+    result = _as_tuples(corrected_turns(turns, segments, {"c00000-s000": {"speaker_id": "Riley"}}))
+    assert result == [(0.0, 1.0, "Riley"), (3.0, 4.0, "Dana")]
+
+
+def test_a_split_part_with_its_own_speaker_relabels_only_its_part() -> None:
+    segments = _span_segments((0.0, 4.0, "Dana"))
+    turns = _turn_table((0.0, 4.0, "Dana"))
+    overrides = {"c00000-s000": {"split": {"word": 2, "time": 2.5}}, "c00000-s000.2": {"speaker_id": "Alex"}}
+    assert _as_tuples(corrected_turns(turns, segments, overrides)) == [(0.0, 2.5, "Dana"), (2.5, 4.0, "Alex")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables_and_overrides(), st.lists(st.tuples(st.floats(0, 30), st.floats(0.1, 4), st.sampled_from(SPEAKERS))))
+def test_corrected_turns_give_every_corrected_or_untouched_segment_its_speaker(
+    case: tuple[pd.DataFrame, dict[str, dict[str, Any]]], raw_turns: list[tuple[float, float, str]]
+) -> None:
+    segments, overrides = case
+    turns = _turn_table(*[(a, a + d, who) for a, d, who in raw_turns])
+    result = corrected_turns(turns, segments, overrides)
+    assert (result["end"] > result["start"]).all() and result["start"].is_monotonic_increasing
+    for row in merged_view(segments, overrides, show_base=True).itertuples():
+        if pd.isna(row.speaker_id) or row.end <= row.start:
+            continue
+        touched = ((turns["start"] < row.end) & (turns["end"] > row.start)).any()
+        if row.speaker_id != row.speaker_id_base or not touched:  # the operator changed the speaker, or no turn
+            inside = result[(result["start"] < row.end) & (result["end"] > row.start)]
+            assert row.speaker_id in set(inside["speaker_id"]), (row.Index, row.speaker_id)

@@ -5,13 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from livereview.review.checks import InputError
+from livereview.review.checks import AUTO_SPEAKERS, InputError
+
+
+def speaker_count(value: str) -> int | str:
+    """``--num-speakers``: a whole number, or ``auto``."""
+    if value == AUTO_SPEAKERS:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        msg = f"expected a whole number or {AUTO_SPEAKERS!r}, got {value!r}"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of a run, shared by ``run`` and ``batch``."""
     parser.add_argument("--out", type=Path, default=Path("output"), help="output directory (default: output)")
-    parser.add_argument("--num-speakers", type=int, help="exact number of speakers")
+    parser.add_argument(
+        "--num-speakers",
+        type=speaker_count,
+        help="exact number of speakers, or 'auto' (with --party and no count, the table bounds it)",
+    )
     parser.add_argument("--min-speakers", type=int, help="at least this many speakers")
     parser.add_argument("--max-speakers", type=int, help="at most this many speakers")
     parser.add_argument("--whisper-model", default="tiny.en", help="faster-whisper model name or directory")

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
@@ -46,6 +48,14 @@ class JsonlCorruptError(ValueError):
 def dumps(record: Any) -> str:
     """One compact JSON line's text (without the newline), non-ASCII kept as is."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(line: bytes) -> Any:
+    """One JSON value: orjson, and the standard parser for what orjson refuses but Python writes (NaN)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def parse_lines(data: bytes, *, source: object, corrupt: CorruptLinePolicy = "skip") -> tuple[list[Record], int]:
@@ -68,7 +78,7 @@ def parse_lines(data: bytes, *, source: object, corrupt: CorruptLinePolicy = "sk
     used = 0
     while (end := data.find(b"\n", used)) >= 0:
         try:
-            record = json.loads(data[used:end])
+            record = _loads(data[used:end])
             if not isinstance(record, dict):
                 msg = f"a line holds a JSON {type(record).__name__}, not an object"
                 raise ValueError(msg)

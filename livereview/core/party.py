@@ -160,6 +160,10 @@ class Party:
         """The game master and every player."""
         return (self.game_master, *(c.player for c in self.characters))
 
+    def table_size(self) -> int:
+        """How many people sit at the table: the game master and the players, each once."""
+        return len({_key(person) for person in self.people()})
+
 
 def load_party(path: Pathlike) -> Party:
     """Read a party YAML file.

@@ -98,7 +98,7 @@ class Segment:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict, times rounded to milliseconds."""
-        data = dataclasses.asdict(self)
+        data = {name: getattr(self, name) for name in SEGMENT_COLUMNS}  # every field but words is a plain value
         data["start"] = round(self.start, 3)
         data["end"] = round(self.end, 3)
         data["words"] = [word.to_dict() for word in self.words]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from livereview.review.checks import InputError, default_session_id
+from livereview.review.checks import AUTO_SPEAKERS, InputError, default_session_id
 
 #: Columns a manifest may have.
 MANIFEST_COLUMNS = ("path", "session_id", "num_speakers", "party", "language")
@@ -99,11 +99,14 @@ def _manifest_items(frame: pd.DataFrame, base: Path) -> list[BatchItem]:
         path = Path(str(values.pop("path")))
         path = path if path.is_absolute() else base / path
         session_id = str(values.pop("session_id", default_session_id(path)))
-        if "num_speakers" in values:
+        if "num_speakers" in values and values["num_speakers"] != AUTO_SPEAKERS:
             try:
                 values["num_speakers"] = int(float(values["num_speakers"]))
             except ValueError:
-                message = f"manifest row {number}: num_speakers {values['num_speakers']!r} is not a number"
+                message = (
+                    f"manifest row {number}: num_speakers {values['num_speakers']!r} "
+                    f"is not a number nor {AUTO_SPEAKERS!r}"
+                )
                 raise InputError([message]) from None
         if "party" in values:
             party = Path(str(values["party"]))

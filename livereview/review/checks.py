@@ -14,6 +14,7 @@ Usage
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -40,6 +41,8 @@ from livereview.store.writer import WriterLock
 
 #: Devices a run may ask for.
 DEVICES = ("auto", "cpu", "cuda")
+#: ``num_speakers`` value that leaves the count open even with a party file.
+AUTO_SPEAKERS = "auto"
 #: Room the results need per hour of audio (segments, turns with embeddings, events), in bytes.
 BYTES_PER_AUDIO_HOUR = 40_000_000
 #: Room asked for whatever the length (metadata, indexes, exports).
@@ -76,15 +79,26 @@ def build_options(
     language: str | None = None,
     device: str = "auto",
     diarization_pipeline: str = OFFLINE_DIARIZATION,
-    num_speakers: int | None = None,
+    num_speakers: int | str | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     hub_token: str | None = None,
     classifier: Any = None,
     party: os.PathLike[str] | str | None = None,
 ) -> tuple[RunOptions | None, list[str]]:
-    """The run's options from :func:`livereview.run`'s arguments, and every problem with them."""
+    """The run's options from :func:`livereview.run`'s arguments, and every problem with them.
+
+    With a party file and neither ``num_speakers`` nor ``max_speakers``, the table (the
+    game master and the players) bounds the number of speakers; ``num_speakers="auto"``
+    leaves it open.
+    """
     problems: list[str] = []
+    open_count = num_speakers == AUTO_SPEAKERS
+    if open_count:
+        num_speakers = None
+    elif isinstance(num_speakers, str):
+        problems.append(f"num_speakers must be a whole number or {AUTO_SPEAKERS!r}; got {num_speakers!r}")
+        num_speakers = None
     chunk = _collect(problems, lambda: ChunkOptions.from_value(chunk_length), (ValueError, TypeError))
     if device not in DEVICES:
         problems.append(f"device {device!r} is not one of {DEVICES}")
@@ -103,7 +117,20 @@ def build_options(
     )
     if problems:
         return None, problems
+    if party is not None and not (open_count or num_speakers or max_speakers):
+        table = _table_size(party)
+        if table is not None and (min_speakers or 0) <= table:
+            diarize = dataclasses.replace(diarize, max_speakers=table)
     return RunOptions(chunk, transcribe, diarize, classifier, os.fspath(party) if party is not None else None), []
+
+
+def _table_size(party: os.PathLike[str] | str) -> int | None:
+    """How many people sit at the party's table (game master and players); None if the file does not read
+    (:func:`plan_run` says why)."""
+    try:
+        return load_party(party).table_size()
+    except (OSError, ValueError):
+        return None
 
 
 def plan_run(

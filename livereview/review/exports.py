@@ -8,7 +8,9 @@ a segment table (normally :func:`livereview.review.view.merged_view`, so operato
 corrections are in every export) and a metadata dict with at least ``session_id``,
 ``audio_path`` and ``duration``. ``selection`` keeps ``"all"`` segments, or the
 in-character (``"ic"``) or out-of-character (``"ooc"``) ones; MIXED segments count
-for both.
+for both. RTTM, a record of who spoke when, is written from the session's speaker turns
+with corrections when they are given (``Session.export`` gives them), so it keeps
+overlapped speech and speech no transcript segment covers.
 
 Usage
 -----
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 import srt
 import webvtt
-from pyannote.core import Annotation, Segment
+from pyannote.core import Annotation, Segment, Timeline
 
 from livereview.core.segments import IC, MIXED, OOC
 
@@ -95,13 +97,30 @@ def to_json(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "
     return json.dumps(_plain(document), ensure_ascii=False, indent=2, allow_nan=False, default=str) + "\n"
 
 
-def to_rttm(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
-    """NIST RTTM (written by pyannote.core): one ``SPEAKER`` line per segment with a speaker and a duration."""
+def to_rttm(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all", *, turns: pd.DataFrame | None = None
+) -> str:
+    """NIST RTTM (written by pyannote.core).
+
+    With ``turns`` (``start``, ``end``, ``speaker_id``: the session's speaker turns with
+    corrections, ``Session.diarization()``) one ``SPEAKER`` line per turn, so overlapped
+    speech, speaker changes inside a segment and speech no segment covers are kept; a
+    selection other than ``"all"`` keeps the turns inside its segments. Without, one line
+    per segment with a speaker and a duration.
+    """
     rows = _selected(frame, metadata, selection)
     annotation = Annotation(uri=_token(metadata["session_id"]))
-    for row in rows:
-        if _filled(row["speaker_id"]) and row["end"] > row["start"]:
-            annotation[Segment(row["start"], row["end"]), row["segment_id"]] = _token(row["speaker_id"])
+    if turns is None:
+        for row in rows:
+            if _filled(row["speaker_id"]) and row["end"] > row["start"]:
+                annotation[Segment(row["start"], row["end"]), row["segment_id"]] = _token(row["speaker_id"])
+        return annotation.to_rttm()
+    for index, (start, end, speaker) in enumerate(turns[["start", "end", "speaker_id"]].itertuples(index=False)):
+        if _filled(speaker) and end > start:
+            annotation[Segment(float(start), float(end)), index] = _token(speaker)
+    if selection != "all":
+        spans = Timeline([Segment(row["start"], row["end"]) for row in rows if row["end"] > row["start"]])
+        annotation = annotation.crop(spans.support(), mode="intersection")
     return annotation.to_rttm()
 
 
@@ -114,11 +133,20 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
-def export(frame: pd.DataFrame, metadata: Mapping[str, Any], fmt: str, selection: str = "all") -> str:
-    """The text of one export; ``fmt`` is a key of :data:`EXPORTERS`."""
+def export(
+    frame: pd.DataFrame,
+    metadata: Mapping[str, Any],
+    fmt: str,
+    selection: str = "all",
+    *,
+    turns: pd.DataFrame | None = None,
+) -> str:
+    """The text of one export; ``fmt`` is a key of :data:`EXPORTERS`; RTTM is written from ``turns`` when given."""
     if fmt not in EXPORTERS:
         msg = f"unknown export format {fmt!r}; use one of {sorted(EXPORTERS)}"
         raise ValueError(msg)
+    if fmt == "rttm":
+        return to_rttm(frame, metadata, selection, turns=turns)
     return EXPORTERS[fmt](frame, metadata, selection)
 
 
@@ -128,6 +156,8 @@ def write_export(
     fmt: str,
     path: os.PathLike[str] | str,
     selection: str = "all",
+    *,
+    turns: pd.DataFrame | None = None,
 ) -> Path:
     """Write one export to ``path`` (UTF-8; parent folders are created).
 
@@ -143,13 +173,15 @@ def write_export(
         Where to write.
     selection : str
         ``"all"``, ``"ic"`` or ``"ooc"``.
+    turns : pandas.DataFrame, optional
+        The speaker turns RTTM is written from (see :func:`to_rttm`).
 
     Returns
     -------
     pathlib.Path
         The file written.
     """
-    text = export(frame, metadata, fmt, selection)
+    text = export(frame, metadata, fmt, selection, turns=turns)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")

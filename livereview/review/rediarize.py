@@ -82,7 +82,11 @@ def rediarize(
             embeddings = diarizer.embed_turns(audio, start, turns)
             turns = _cluster_turns(turns, embeddings, session.options.diarize, num_speakers)
             bar.update()
-            previous = [turn for turn in session.diarization().itertuples(index=False) if start <= _middle(turn) < end]
+            previous = [
+                turn
+                for turn in session.diarization(corrected=False).itertuples(index=False)
+                if start <= _middle(turn) < end
+            ]
             anchors = _speaker_anchors(session, start, end)
             names, inherited = name_speakers(turns, [tuple(turn) for turn in previous], anchors, session.known_speakers)
             targets = selected_copies(session, ids)

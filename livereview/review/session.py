@@ -47,7 +47,7 @@ def run(
     *,
     session_id: str | None = None,
     out_dir: os.PathLike[str] | str = DEFAULT_OUTPUT,
-    num_speakers: int | None = None,
+    num_speakers: int | str | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     whisper_model: str = "tiny.en",
@@ -79,7 +79,9 @@ def run(
     session_id : str, optional
         Directory name under ``out_dir``; defaults to the file name.
     num_speakers, min_speakers, max_speakers : int, optional
-        Speaker count, when known.
+        Speaker count, when known. With a ``party`` file and neither ``num_speakers``
+        nor ``max_speakers``, the table (game master and players) bounds the count;
+        ``num_speakers="auto"`` leaves it open.
     whisper_model : str
         faster-whisper model name or directory; ``"tiny.en"`` is bundled offline.
     language : str, optional
@@ -279,6 +281,8 @@ class Session(SessionState):
     def export(self, fmt: str, path: os.PathLike[str] | str | None = None, *, selection: str = "all") -> Path:
         """Write the corrected view as ``txt``, ``srt``, ``vtt``, ``json`` or ``rttm``; returns the path.
 
+        RTTM comes from the speaker turns with corrections (:meth:`diarization`), not one line per segment.
+
         ``selection`` is ``"all"``, ``"ic"`` or ``"ooc"``. The default path is
         ``exports/<session_id>[-ic|-ooc].<fmt>`` in the session directory.
         """
@@ -286,11 +290,19 @@ class Session(SessionState):
             suffix = "" if selection == "all" else f"-{selection}"
             self.paths.exports.mkdir(exist_ok=True)
             path = self.paths.exports / f"{self.session_id}{suffix}.{fmt}"
-        return exports.write_export(self.view(), self._export_metadata(), fmt, path, selection=selection)
+        return exports.write_export(
+            self.view(), self._export_metadata(), fmt, path, selection=selection, turns=self._export_turns(fmt)
+        )
 
     def export_text(self, fmt: str, *, selection: str = "all") -> str:
         """The corrected view in format ``fmt`` as a string (see :meth:`export`)."""
-        return exports.export(self.view(), self._export_metadata(), fmt, selection=selection)
+        return exports.export(
+            self.view(), self._export_metadata(), fmt, selection=selection, turns=self._export_turns(fmt)
+        )
+
+    def _export_turns(self, fmt: str) -> pd.DataFrame | None:
+        """The corrected speaker turns, for the formats written from them (RTTM)."""
+        return self.diarization() if fmt == "rttm" else None
 
     def _export_metadata(self) -> dict[str, Any]:
         return {

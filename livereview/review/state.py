@@ -28,7 +28,7 @@ from livereview.core.turns import ChunkSpeakers
 from livereview.live.emitter import EventEmitter
 from livereview.live.metrics import EVENT_LOG_CHECKPOINT, SessionMonitor
 from livereview.review.locate import locate_party, locate_recording
-from livereview.review.view import merged_view
+from livereview.review.view import corrected_turns, merged_view
 from livereview.stages.classify.frame import classification_frame
 from livereview.store.event_log import EventSequence, JsonlEventLog, read_event_log
 from livereview.store.layout import SessionPaths
@@ -142,10 +142,16 @@ class SessionState:
         """Each completed chunk's diarization (turns, embeddings, session speakers), in order."""
         return self._store.speaker_chunks()
 
-    def diarization(self) -> pd.DataFrame:
-        """Speaker turns found so far: ``start``, ``end``, ``speaker_id`` (session labels)."""
-        turns = [turn for chunk in self._store.speaker_chunks() for turn in chunk.speaker_turns()]
-        return pd.DataFrame(turns, columns=["start", "end", "speaker_id"]).sort_values("start", ignore_index=True)
+    def diarization(self, *, corrected: bool = True) -> pd.DataFrame:
+        """Speaker turns found so far: ``start``, ``end``, ``speaker_id`` (session labels).
+
+        With ``corrected`` (the default) the operators' speaker corrections are laid over
+        them and every segment with a speaker is covered (:func:`~livereview.review.view.corrected_turns`);
+        ``corrected=False`` gives the turns as diarized.
+        """
+        found = [turn for chunk in self._store.speaker_chunks() for turn in chunk.speaker_turns()]
+        turns = pd.DataFrame(found, columns=["start", "end", "speaker_id"]).sort_values("start", ignore_index=True)
+        return corrected_turns(turns, self.segments, self.corrected_values()) if corrected else turns
 
     def event_log(self) -> list[Any]:
         """Every live event written so far, in order."""

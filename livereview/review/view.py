@@ -13,9 +13,13 @@ shape, and each consumer checks the columns it reads with :func:`require_view_co
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from livereview.core.corrections import OVERRIDDEN_COLUMN, apply_corrections, base_ids
@@ -168,3 +172,97 @@ def merged_view(
             model = segments[name] if name in segments.columns else pd.Series(BASE_DEFAULTS.get(name), segments.index)
             view.insert(view.columns.get_loc(name) + 1, f"{name}{BASE_SUFFIX}", model.reindex(origin).to_numpy())
     return view
+
+
+def corrected_turns(
+    turns: pd.DataFrame, segments: pd.DataFrame, overrides: Mapping[str, Mapping[str, Any]]
+) -> pd.DataFrame:
+    """Speaker turns with the operators' speaker corrections laid over them, and no speech left unlabelled.
+
+    A segment whose speaker an operator corrected hands its span to the new speaker: the
+    parts of the model speaker's turns inside it take the new name (and are dropped when
+    the speaker was cleared); other speakers' turns overlapping it stay as they are, so
+    overlapped speech is kept. When no turn of the model speaker touches the segment, its
+    span becomes a turn of its own, as does a segment with a speaker that no turn touches.
+    Speech no segment covers keeps its turns.
+
+    Parameters
+    ----------
+    turns : pandas.DataFrame
+        ``start``, ``end``, ``speaker_id``: the session's turns (``Session.diarization``).
+    segments, overrides
+        As for :func:`merged_view`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``start``, ``end``, ``speaker_id``, sorted by start (then end, speaker).
+    """
+    view = merged_view(segments, overrides, show_base=True)
+    starts, ends = view["start"].to_numpy(dtype=float), view["end"].to_numpy(dtype=float)
+    new, old = _labels(view["speaker_id"]), _labels(view[f"speaker_id{BASE_SUFFIX}"])
+    by_speaker: dict[str, list[tuple[float, float, str]]] = defaultdict(list)  # model speaker -> corrected spans
+    for index in np.flatnonzero(new != old).tolist():
+        by_speaker[old[index]].append((float(starts[index]), float(ends[index]), new[index]))
+    corrections = {speaker: _Spans(sorted(spans)) for speaker, spans in by_speaker.items()}
+    result: list[tuple[float, float, str]] = []
+    for start, end, speaker in zip(turns["start"], turns["end"], _labels(turns["speaker_id"]), strict=True):
+        spans = corrections.get(speaker)
+        result += spans.relabel(float(start), float(end), speaker) if spans else [(float(start), float(end), speaker)]
+    for spans in corrections.values():
+        result += spans.untouched()
+    result += _untouched_segments(starts, ends, new, result)
+    frame = pd.DataFrame(result, columns=["start", "end", "speaker_id"])
+    return frame.sort_values(["start", "end", "speaker_id"], ignore_index=True)
+
+
+class _Spans:
+    """The corrected spans of one model speaker, sorted: ``(start, end, new speaker)``."""
+
+    def __init__(self, spans: list[tuple[float, float, str]]) -> None:
+        self.spans = spans
+        self.starts = [start for start, _, _ in spans]
+        self.reach = list(itertools.accumulate((end for _, end, _ in spans), max))  # furthest end so far
+        self.touched: set[int] = set()
+
+    def relabel(self, start: float, end: float, speaker: str) -> list[tuple[float, float, str]]:
+        """The pieces of a turn of the model speaker: inside a corrected span, the new speaker's."""
+        pieces, cursor = [], start
+        for index in range(bisect.bisect_right(self.reach, start), bisect.bisect_left(self.starts, end)):
+            first, last, new = self.spans[index]
+            first, last = max(first, cursor), min(last, end)
+            if last <= first:
+                continue
+            self.touched.add(index)
+            if first > cursor:
+                pieces.append((cursor, first, speaker))
+            if new:
+                pieces.append((first, last, new))
+            cursor = last
+        if cursor < end:
+            pieces.append((cursor, end, speaker))
+        return pieces
+
+    def untouched(self) -> list[tuple[float, float, str]]:
+        """Corrected spans with a speaker that no turn of the model speaker touched."""
+        return [
+            span for index, span in enumerate(self.spans) if index not in self.touched and span[2] and span[1] > span[0]
+        ]
+
+
+def _untouched_segments(
+    starts: np.ndarray, ends: np.ndarray, speakers: np.ndarray, turns: list[tuple[float, float, str]]
+) -> list[tuple[float, float, str]]:
+    """Segments with a speaker that no turn touches, as turns of their own."""
+    ordered = sorted(turns)
+    turn_starts = np.array([start for start, _, _ in ordered], dtype=float)
+    reach = np.maximum.accumulate(np.array([end for _, end, _ in ordered], dtype=float)) if ordered else turn_starts
+    before = np.searchsorted(turn_starts, ends, side="left")  # turns starting before each segment ends
+    touched = (before > 0) & (reach[np.maximum(before - 1, 0)] > starts) if ordered else np.zeros(len(starts), bool)
+    keep = (~touched) & (speakers != "") & (ends > starts)
+    return [(float(starts[i]), float(ends[i]), speakers[i]) for i in np.flatnonzero(keep).tolist()]
+
+
+def _labels(column: pd.Series) -> np.ndarray:
+    """Speaker labels as strings, ``""`` where missing."""
+    return np.array(["" if pd.isna(value) else str(value) for value in column.astype(object)], dtype=object)

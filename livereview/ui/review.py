@@ -652,7 +652,7 @@ class ReviewWidget(w.VBox):
         party = self.session.party
         if party is None:
             return []
-        return list(dict.fromkeys([party.game_master, *(c.player for c in party.characters)]))
+        return list(dict.fromkeys(party.people()))
 
     def _characters(self) -> list[str]:
         party = self.session.party

@@ -1,0 +1,139 @@
+"""Who spoke when, side by side: pyannote's own pipeline, livereview's turns, the RTTM export.
+
+Run it alone on the machine::
+
+    .venv/bin/python benchmarks/bench_diarization.py [--sets sample demo ami-dev]
+
+For each recording set (the pyannote sample, the demo, the ten AMI excerpts of
+``../shared/data/ami-dev/``), with the speaker count given and without it, prints the
+DER (pyannote.metrics: no collar, overlap scored, the UEM where there is one) of
+
+* pyannote's ``SpeakerDiarization`` on the whole file with the same two local models
+  (segmentation-3.0 at a step of 0.1, CAM++), the baseline to meet;
+* livereview's speaker turns (``session.diarization()``) after a whole run;
+* livereview's RTTM export (``session.export("rttm")``);
+* the oracle-clustering floor: the run's own local speakers (per chunk, before linking)
+  each given the reference speaker it overlaps most, so only the segmentation's errors
+  are left;
+
+and the number of speakers found against the truth, per file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import Counter
+
+import numpy as np
+import torch
+from bench_pipeline import Recording, recordings  # benchmarks/bench_pipeline.py
+from pyannote.core import Annotation
+from pyannote.core import Segment as Span
+from pyannote.database.util import load_rttm
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+import livereview
+from livereview.review.run import run_session
+from livereview.stages.audio import SAMPLE_RATE, iter_audio
+from livereview.stages.diarize.models import load_offline_pipeline
+from livereview.stages.pipeline import Models
+
+PLAIN_STEP = 0.1
+
+
+def annotation(turns: list[tuple[float, float, str]], uri: str) -> Annotation:
+    result = Annotation(uri=uri)
+    for index, (start, end, speaker) in enumerate(turns):
+        if end > start:
+            result[Span(start, end), index] = speaker
+    return result
+
+
+def plain_pipeline(recording: Recording, num_speakers: int | None) -> Annotation:
+    """pyannote's SpeakerDiarization on the whole file, the same local models."""
+    pipeline = load_offline_pipeline(PLAIN_STEP, "cpu")
+    audio = np.concatenate(list(iter_audio(recording.audio)))
+    file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE, "uri": recording.name}
+    output = pipeline(file, num_speakers=num_speakers) if num_speakers else pipeline(file)
+    return output.speaker_diarization
+
+
+def oracle(session: livereview.Session, reference: Annotation) -> Annotation:
+    """The run's local speakers (chunk, pipeline label), each named after the reference speaker it overlaps most."""
+    result = Annotation(uri=reference.uri)
+    for chunk in session.speaker_chunks():
+        shared: dict[str, Counter[str]] = {}
+        for start, end, label in chunk.turns:
+            cropped = reference.crop(Span(start, end), mode="intersection")
+            counts = shared.setdefault(label, Counter())
+            for speaker in cropped.labels():
+                counts[speaker] += cropped.label_duration(speaker)
+        for index, (start, end, label) in enumerate(chunk.turns):
+            best = shared[label].most_common(1)
+            result[Span(start, end), (chunk.chunk_id, index)] = best[0][0] if best else f"{chunk.chunk_id}/{label}"
+    return result
+
+
+def livereview_run(recording: Recording, num_speakers: int | None, models: dict) -> dict[str, Annotation | int]:
+    """A whole run: its turns, its RTTM export, the oracle floor, the speakers found."""
+    options = livereview.RunOptions(diarize=livereview.DiarizeOptions(num_speakers=num_speakers))
+    key = num_speakers is not None
+    if key not in models:
+        models[key] = Models.load(options)
+    with tempfile.TemporaryDirectory() as out:
+        session = livereview.Session.create(recording.audio, out_dir=out, options=options)
+        run_session(session, progress=False, models=models[key])
+        turns = session.diarization()
+        exported = next(iter(load_rttm(str(session.export("rttm"))).values()))
+        result = {
+            "turns": annotation(list(turns.itertuples(index=False, name=None)), recording.name),
+            "export": exported,
+            "oracle": oracle(session, recording.reference),
+            "speakers": int(turns["speaker_id"].nunique()),
+        }
+        session.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="*", default=["sample", "demo", "ami-dev"])
+    args = parser.parse_args()
+    sets = {name: found for name, found in recordings(quick=True).items() if name in args.sets}
+    truth = {"sample": 2, "demo": 4}
+    models: dict = {}
+    for name, set_recordings in sets.items():
+        for given in (True, False):
+            metrics = {kind: DiarizationErrorRate(collar=0.0, skip_overlap=False) for kind in _KINDS}
+            counts = []
+            for recording in set_recordings:
+                true_count = truth.get(name) or len(recording.reference.labels())
+                count = true_count if given else None
+                run = livereview_run(recording, count, models)
+                hypotheses = {"plain": plain_pipeline(recording, count), **run}
+                for kind, metric in metrics.items():
+                    metric(recording.reference, hypotheses[kind], uem=recording.uem)
+                plain_count = len(hypotheses["plain"].labels())
+                counts.append((recording.name, true_count, run["speakers"], plain_count))
+            within = sum(abs(found - true) <= 1 for _, true, found, _ in counts)
+            figures = ", ".join(f"{_KINDS[kind]} {abs(metric):.3f}" for kind, metric in metrics.items())
+            print(f"{name}, speaker count {'given' if given else 'not given'}: DER {figures}")
+            if not given:
+                found = " ".join(f"{file} {true}/{mine}/{plain}" for file, true, mine, plain in counts)
+                print(
+                    f"  speakers (true/livereview/pyannote): {found}; livereview within one of the truth "
+                    f"on {within} of {len(counts)}"
+                )
+
+
+_KINDS = {
+    "plain": "pyannote plain",
+    "turns": "livereview turns",
+    "export": "RTTM export",
+    "oracle": "oracle-clustering floor",
+}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Speaker outputs from the turns: RTTM export and ``Session.diarization()`` with corrections, on real runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from downstream_helpers import copy_session
+from pyannote.core import Annotation
+from pyannote.core import Segment as Span
+from pyannote.database.util import load_rttm
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+import livereview
+from livereview.demo import demo_rttm_path
+
+pytestmark = pytest.mark.slow
+
+
+def _annotation(turns: pd.DataFrame) -> Annotation:
+    annotation = Annotation()
+    for index, turn in enumerate(turns.itertuples(index=False)):
+        annotation[Span(turn.start, turn.end), index] = turn.speaker_id
+    return annotation
+
+
+def _exported(session: livereview.Session, path: Path) -> Annotation:
+    return next(iter(load_rttm(str(session.export("rttm", path))).values()))
+
+
+def _der(reference: Annotation, hypothesis: Annotation) -> float:
+    return DiarizationErrorRate(collar=0.0, skip_overlap=False)(reference, hypothesis)
+
+
+@pytest.mark.parametrize("which", ["sample", "demo"])
+def test_the_rttm_export_scores_as_the_turns(which: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    session = request.getfixturevalue(f"{which}_session")
+    rttm = request.getfixturevalue("sample")["rttm"] if which == "sample" else demo_rttm_path()
+    reference = next(iter(load_rttm(str(rttm)).values()))
+    turns = session.diarization()
+    exported = _exported(session, tmp_path / f"{which}.rttm")
+    assert abs(_der(reference, exported) - _der(reference, _annotation(turns))) <= 0.005
+    # every stretch of diarized speech is in the export, also where no transcript segment is
+    raw = _annotation(session.diarization(corrected=False)).get_timeline().support()
+    assert raw.crop(exported.get_timeline().support()).duration() == pytest.approx(raw.duration(), abs=0.01)
+
+
+def test_a_speaker_correction_reaches_the_rttm_export(demo_session: livereview.Session, tmp_path: Path) -> None:
+    session = copy_session(demo_session, tmp_path / "copy")
+    view = session.view()
+    row = view[view["speaker_id"].notna()].iloc[len(view) // 2]
+    other = sorted(set(view["speaker_id"].dropna()) - {row["speaker_id"]})[0]
+    session.set_override(row["segment_id"], user="ana", speaker_id=other)
+    exported = _exported(session, tmp_path / "corrected.rttm")
+    inside = exported.crop(Span(row["start"], row["end"]), mode="intersection")
+    assert other in inside.labels()
+    assert inside.label_duration(row["speaker_id"]) == pytest.approx(0.0, abs=0.01)  # not the model's speaker there
+    turns = session.diarization()
+    within = turns[(turns["start"] >= row["start"] - 1e-6) & (turns["end"] <= row["end"] + 1e-6)]
+    assert other in set(within["speaker_id"]) and row["speaker_id"] not in set(within["speaker_id"])
+    session.close()
