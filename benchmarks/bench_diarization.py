@@ -78,14 +78,14 @@ def oracle(session: livereview.Session, reference: Annotation) -> Annotation:
 def livereview_run(recording: Recording, num_speakers: int | None, models: dict) -> dict[str, Annotation | int]:
     """A whole run: its turns, its RTTM export, the oracle floor, the speakers found."""
     options = livereview.RunOptions(diarize=livereview.DiarizeOptions(num_speakers=num_speakers))
-    key = num_speakers is not None
+    key = num_speakers  # the diarizer keeps the speaker count of its options
     if key not in models:
         models[key] = Models.load(options)
     with tempfile.TemporaryDirectory() as out:
         session = livereview.Session.create(recording.audio, out_dir=out, options=options)
         run_session(session, progress=False, models=models[key])
         turns = session.diarization()
-        exported = next(iter(load_rttm(str(session.export("rttm"))).values()))
+        exported = next(iter(load_rttm(str(session.export("rttm"))).values()), Annotation(uri=recording.name))
         result = {
             "turns": annotation(list(turns.itertuples(index=False, name=None)), recording.name),
             "export": exported,

@@ -60,3 +60,18 @@ def test_a_speaker_correction_reaches_the_rttm_export(demo_session: livereview.S
     within = turns[(turns["start"] >= row["start"] - 1e-6) & (turns["end"] <= row["end"] + 1e-6)]
     assert other in set(within["speaker_id"]) and row["speaker_id"] not in set(within["speaker_id"])
     session.close()
+
+
+def test_each_chunk_keeps_only_the_turns_of_its_own_span(demo_session: livereview.Session) -> None:
+    spans = {row.chunk_id: (row.start, row.end) for row in demo_session.chunks.itertuples()}
+    assert len(spans) > 1
+    for chunk in demo_session.speaker_chunks():
+        start, end = spans[chunk.chunk_id]
+        assert all(start <= turn_start < turn_end <= end for turn_start, turn_end, _ in chunk.turns)
+
+
+def test_turns_are_cropped_to_the_chunk_span_and_outside_ones_dropped() -> None:
+    from livereview.stages.diarize.diarizer import owned_turns
+
+    turns = [(8.0, 9.5, "A"), (9.0, 12.5, "B"), (19.5, 21.0, "A"), (20.0, 22.0, "B"), (15.0, 16.0, "C")]
+    assert owned_turns(turns, 10.0, 20.0) == [(10.0, 12.5, "B"), (19.5, 20.0, "A"), (15.0, 16.0, "C")]

@@ -17,11 +17,25 @@ from typing import Any
 import numpy as np
 
 from livereview.core.options import OFFLINE_DIARIZATION, DiarizeOptions
-from livereview.core.turns import ChunkSpeakers
+from livereview.core.turns import ChunkSpeakers, Turn
 from livereview.stages.audio import SAMPLE_RATE
 from livereview.stages.chunks import Chunk
 from livereview.stages.diarize.models import load_offline_pipeline, load_pretrained_pipeline
 from livereview.stages.diarize.speakers import SpeakerRegistry
+
+
+def owned_turns(turns: list[Turn], start: float, end: float) -> list[Turn]:
+    """The parts of ``turns`` inside a chunk's own span ``[start, end]``.
+
+    The chunk's context on each side is heard by its neighbours too: a turn kept whole
+    past the cut would be counted twice there (false alarm on AMI meetings: DER 0.386
+    against 0.338 cropped, 10 excerpts, no speaker count).
+    """
+    return [
+        (round(max(turn_start, start), 3), round(min(turn_end, end), 3), label)
+        for turn_start, turn_end, label in turns
+        if min(turn_end, end) > max(turn_start, start)
+    ]
 
 
 class Diarizer:
@@ -42,11 +56,8 @@ class Diarizer:
         """Find the speaker turns of ``chunk`` and name each turn's session speaker."""
         turns = []
         if chunk.speech:
-            turns = [
-                turn
-                for turn in self.find_turns(chunk.audio, chunk.audio_start, uri=f"chunk{chunk.chunk_id}")
-                if chunk.owns(turn[0], turn[1])
-            ]
+            found = self.find_turns(chunk.audio, chunk.audio_start, uri=f"chunk{chunk.chunk_id}")
+            turns = owned_turns(found, chunk.start, chunk.end)
         embeddings = self.embed_turns(chunk.audio, chunk.audio_start, turns)
         result = ChunkSpeakers(chunk.chunk_id, turns, embeddings)
         self.registry.link(result)
