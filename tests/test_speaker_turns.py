@@ -14,6 +14,7 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 
 import livereview
 from livereview.demo import demo_rttm_path
+from livereview.stages.diarize.diarizer import owned_turns
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,6 @@ def test_each_chunk_keeps_only_the_turns_of_its_own_span(demo_session: liverevie
 
 
 def test_turns_are_cropped_to_the_chunk_span_and_outside_ones_dropped() -> None:
-    from livereview.stages.diarize.diarizer import owned_turns
-
     turns = [(8.0, 9.5, "A"), (9.0, 12.5, "B"), (19.5, 21.0, "A"), (20.0, 22.0, "B"), (15.0, 16.0, "C")]
     assert owned_turns(turns, 10.0, 20.0) == [(10.0, 12.5, "B"), (19.5, 20.0, "A"), (15.0, 16.0, "C")]
+    assert owned_turns([(9.0, 10.0004, "A")], 10.0, 20.0) == []  # rounds to nothing

@@ -29,13 +29,11 @@ def owned_turns(turns: list[Turn], start: float, end: float) -> list[Turn]:
 
     The chunk's context on each side is heard by its neighbours too: a turn kept whole
     past the cut would be counted twice there (false alarm on AMI meetings: DER 0.386
-    against 0.338 cropped, 10 excerpts, no speaker count).
+    against 0.343 cropped, 10 excerpts, no speaker count). Times are rounded to the
+    millisecond; a part that rounds to nothing is dropped.
     """
-    return [
-        (round(max(turn_start, start), 3), round(min(turn_end, end), 3), label)
-        for turn_start, turn_end, label in turns
-        if min(turn_end, end) > max(turn_start, start)
-    ]
+    parts = [(round(max(a, start), 3), round(min(b, end), 3), label) for a, b, label in turns]
+    return [part for part in parts if part[1] > part[0]]
 
 
 class Diarizer:
