@@ -16,7 +16,9 @@ DER (pyannote.metrics: no collar, overlap scored, the UEM where there is one) of
   each given the reference speaker it overlaps most, so only the segmentation's errors
   are left;
 
-and the number of speakers found against the truth, per file.
+and the number of speakers found against the truth, per file, and the word-level speaker
+accuracy (``session.words()``: each word's speaker against the reference speaker at its
+midpoint, best one-to-one mapping; a mean over the set's files weighted by words).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import tempfile
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import torch
 from bench_pipeline import Recording, recordings  # benchmarks/bench_pipeline.py
 from pyannote.core import Annotation
@@ -34,6 +37,7 @@ from pyannote.database.util import load_rttm
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 import livereview
+from livereview.review.attribution import word_speaker_accuracy
 from livereview.review.run import run_session
 from livereview.stages.audio import SAMPLE_RATE, iter_audio
 from livereview.stages.diarize.models import load_offline_pipeline
@@ -48,6 +52,12 @@ def annotation(turns: list[tuple[float, float, str]], uri: str) -> Annotation:
         if end > start:
             result[Span(start, end), index] = speaker
     return result
+
+
+def turn_table(reference: Annotation) -> pd.DataFrame:
+    """An annotation's turns as ``start``, ``end``, ``speaker_id``."""
+    tracks = [(turn.start, turn.end, label) for turn, _, label in reference.itertracks(yield_label=True)]
+    return pd.DataFrame(tracks, columns=["start", "end", "speaker_id"])
 
 
 def plain_pipeline(recording: Recording, num_speakers: int | None) -> Annotation:
@@ -85,12 +95,14 @@ def livereview_run(recording: Recording, num_speakers: int | None, models: dict)
         session = livereview.Session.create(recording.audio, out_dir=out, options=options)
         run_session(session, progress=False, models=models[key])
         turns = session.diarization()
+        words = session.words()
         exported = next(iter(load_rttm(str(session.export("rttm"))).values()), Annotation(uri=recording.name))
         result = {
             "turns": annotation(list(turns.itertuples(index=False, name=None)), recording.name),
             "export": exported,
             "oracle": oracle(session, recording.reference),
             "speakers": int(turns["speaker_id"].nunique()),
+            "words": (word_speaker_accuracy(words, turn_table(recording.reference)), len(words)),
         }
         session.close()
     return result
@@ -106,7 +118,7 @@ def main() -> None:
     for name, set_recordings in sets.items():
         for given in (True, False):
             metrics = {kind: DiarizationErrorRate(collar=0.0, skip_overlap=False) for kind in _KINDS}
-            counts = []
+            counts, word_scores = [], []
             for recording in set_recordings:
                 true_count = truth.get(name) or len(recording.reference.labels())
                 count = true_count if given else None
@@ -116,9 +128,13 @@ def main() -> None:
                     metric(recording.reference, hypotheses[kind], uem=recording.uem)
                 plain_count = len(hypotheses["plain"].labels())
                 counts.append((recording.name, true_count, run["speakers"], plain_count))
+                if run["words"][1] and np.isfinite(run["words"][0]):
+                    word_scores.append(run["words"])
             within = sum(abs(found - true) <= 1 for _, true, found, _ in counts)
             figures = ", ".join(f"{_KINDS[kind]} {abs(metric):.3f}" for kind, metric in metrics.items())
+            accuracy = sum(a * n for a, n in word_scores) / max(sum(n for _, n in word_scores), 1)
             print(f"{name}, speaker count {'given' if given else 'not given'}: DER {figures}")
+            print(f"  word-level speaker accuracy {accuracy:.3f} ({sum(n for _, n in word_scores)} words)")
             if not given:
                 found = " ".join(f"{file} {true}/{mine}/{plain}" for file, true, mine, plain in counts)
                 print(

@@ -3,14 +3,17 @@
 SubRip is written by the ``srt`` package, WebVTT by ``webvtt-py`` and RTTM by
 pyannote.core's :class:`~pyannote.core.Annotation`; plain text and JSON by hand.
 
-Every exporter is a pure function ``exporter(frame, metadata, selection) -> str`` over
-a segment table (normally :func:`livereview.review.view.merged_view`, so operators'
+Every exporter is a pure function ``exporter(frame, metadata, selection, *, turns=None) -> str``
+over a segment table (normally :func:`livereview.review.view.merged_view`, so operators'
 corrections are in every export) and a metadata dict with at least ``session_id``,
 ``audio_path`` and ``duration``. ``selection`` keeps ``"all"`` segments, or the
 in-character (``"ic"``) or out-of-character (``"ooc"``) ones; MIXED segments count
-for both. RTTM, a record of who spoke when, is written from the session's speaker turns
-with corrections when they are given (``Session.export`` gives them), so it keeps
-overlapped speech and speech no transcript segment covers.
+for both. ``turns`` are the session's speaker turns with corrections
+(``Session.diarization()``; ``Session.export`` gives them): with them RTTM is written from
+the turns, so it keeps overlapped speech and speech no transcript segment covers, and the
+transcript formats write a speaker change inside a segment as a line or cue of its own,
+JSON giving every word its speaker and every segment the other speakers heard during it
+(:mod:`livereview.review.attribution`).
 
 Usage
 -----
@@ -26,9 +29,9 @@ import html
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,6 +40,7 @@ import webvtt
 from pyannote.core import Annotation, Segment, Timeline
 
 from livereview.core.segments import IC, MIXED, OOC
+from livereview.review.attribution import other_speakers, segment_words, speaker_lines
 
 #: Selection name -> IC/OOC labels kept (None: every segment, labelled or not).
 SELECTIONS: dict[str, tuple[str, ...] | None] = {
@@ -47,22 +51,38 @@ SELECTIONS: dict[str, tuple[str, ...] | None] = {
 REQUIRED_METADATA = ("session_id", "audio_path", "duration")
 REQUIRED_COLUMNS = ("start", "end", "text", "speaker_id", "character_tag", "ic_ooc")
 
-Exporter = Callable[[pd.DataFrame, Mapping[str, Any], str], str]
+
+class Exporter(Protocol):
+    """``exporter(frame, metadata, selection, *, turns=None) -> str``."""
+
+    def __call__(
+        self,
+        frame: pd.DataFrame,
+        metadata: Mapping[str, Any],
+        selection: str = "all",
+        *,
+        turns: pd.DataFrame | None = None,
+    ) -> str: ...
 
 
-def to_txt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+def to_txt(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all", *, turns: pd.DataFrame | None = None
+) -> str:
     """Transcript lines ``[HH:MM:SS] Speaker as Character (IC): text``.
 
     ``" as Character"`` is left out without a character tag, ``" (IC)"`` without a
-    label, and the speaker is ``Unknown`` when none is known.
+    label, and the speaker is ``Unknown`` when none is known. With ``turns``, one line
+    per speaker within a segment.
     """
-    rows = _selected(frame, metadata, selection)
+    rows = _lines(frame, metadata, selection, turns)
     return "".join(f"[{_clock(row['start'])}] {_caption(row)}\n" for row in rows)
 
 
-def to_srt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
-    """SubRip subtitles (written by the ``srt`` package), one numbered cue per segment."""
-    rows = _selected(frame, metadata, selection)
+def to_srt(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all", *, turns: pd.DataFrame | None = None
+) -> str:
+    """SubRip subtitles (written by the ``srt`` package): a numbered cue per segment, per speaker with ``turns``."""
+    rows = _lines(frame, metadata, selection, turns)
     cues = [
         srt.Subtitle(number, _duration(row["start"]), _duration(row["end"]), _caption(row))
         for number, row in enumerate(rows, 1)
@@ -70,27 +90,46 @@ def to_srt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "a
     return srt.compose(cues, reindex=False)
 
 
-def to_vtt(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
+def to_vtt(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all", *, turns: pd.DataFrame | None = None
+) -> str:
     """WebVTT subtitles (written by ``webvtt-py``), one cue per segment, cue id = segment id.
 
-    Cue text is escaped (``&``, ``<``, ``>``), so a transcript never reads as markup.
+    With ``turns`` a segment with a speaker change is one cue per speaker, the first with
+    the segment id and the next ones ``<segment id>#2``, ``#3``. Cue text is escaped
+    (``&``, ``<``, ``>``), so a transcript never reads as markup.
     """
-    rows = _selected(frame, metadata, selection)
+    rows = _lines(frame, metadata, selection, turns)
     cues = [
         webvtt.Caption(
             _vtt_time(row["start"]),
             _vtt_time(row["end"]),
             html.escape(_caption(row), quote=False),
-            identifier=str(row["segment_id"]),
+            identifier=str(row["segment_id"]) + (f"#{row['line']}" if row.get("line", 1) > 1 else ""),
         )
         for row in rows
     ]
     return webvtt.WebVTT(captions=cues).content
 
 
-def to_json(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all") -> str:
-    """``{"metadata": ..., "segments": [...]}``; times rounded to ms, missing values null."""
+def to_json(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str = "all", *, turns: pd.DataFrame | None = None
+) -> str:
+    """``{"metadata": ..., "segments": [...]}``; times rounded to ms, missing values null.
+
+    With ``turns`` each word has its ``speaker_id``, each segment its ``other_speakers``
+    and, when the speaker changes inside it, ``lines`` (``start``, ``end``, ``speaker_id``,
+    ``text`` per speaker run).
+    """
     rows = _selected(frame, metadata, selection)
+    if turns is not None and "words" in frame.columns:
+        selected = _selected_frame(frame, selection)
+        others = other_speakers(selected, turns).tolist()
+        for row, (_, words), heard in zip(rows, segment_words(selected, turns), others, strict=True):
+            lines = speaker_lines(row, words)
+            row["words"], row["other_speakers"] = words, list(heard)
+            if len(lines) > 1:
+                row["lines"] = [{key: line[key] for key in ("start", "end", "speaker_id", "text")} for line in lines]
     for row in rows:
         row["start"], row["end"] = round(row["start"], 3), round(row["end"], 3)
     document = {"metadata": {**metadata, "selection": selection}, "segments": rows}
@@ -141,13 +180,11 @@ def export(
     *,
     turns: pd.DataFrame | None = None,
 ) -> str:
-    """The text of one export; ``fmt`` is a key of :data:`EXPORTERS`; RTTM is written from ``turns`` when given."""
+    """The text of one export; ``fmt`` is a key of :data:`EXPORTERS` (``turns``: see the module docstring)."""
     if fmt not in EXPORTERS:
         msg = f"unknown export format {fmt!r}; use one of {sorted(EXPORTERS)}"
         raise ValueError(msg)
-    if fmt == "rttm":
-        return to_rttm(frame, metadata, selection, turns=turns)
-    return EXPORTERS[fmt](frame, metadata, selection)
+    return EXPORTERS[fmt](frame, metadata, selection, turns=turns)
 
 
 def write_export(
@@ -174,7 +211,8 @@ def write_export(
     selection : str
         ``"all"``, ``"ic"`` or ``"ooc"``.
     turns : pandas.DataFrame, optional
-        The speaker turns RTTM is written from (see :func:`to_rttm`).
+        The speaker turns with corrections: RTTM is written from them and the transcript
+        formats split segments at speaker changes (see the module docstring).
 
     Returns
     -------
@@ -201,13 +239,29 @@ def _selected(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str) 
     if absent:
         msg = f"segment table lacks columns {absent}; exports need {REQUIRED_COLUMNS}"
         raise ValueError(msg)
+    return _selected_frame(frame, selection).to_dict("records")
+
+
+def _selected_frame(frame: pd.DataFrame, selection: str) -> pd.DataFrame:
+    """The rows of ``selection``, ordered by time, with a ``segment_id`` column."""
     labels = SELECTIONS[selection]
     if labels is not None:
         frame = frame[frame["ic_ooc"].isin(labels)]
     frame = frame.sort_values(["start", "end"], kind="stable")
     if "segment_id" not in frame.columns:
         frame = frame.assign(segment_id=frame.index)
-    return frame.to_dict("records")
+    return frame
+
+
+def _lines(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str, turns: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    """The selected rows; with ``turns``, each split into one row per speaker run (:func:`speaker_lines`)."""
+    rows = _selected(frame, metadata, selection)
+    if turns is None or "words" not in frame.columns:
+        return rows
+    words = segment_words(_selected_frame(frame, selection), turns)
+    return [line for row, (_, found) in zip(rows, words, strict=True) for line in speaker_lines(row, found)]
 
 
 def _filled(value: Any) -> bool:

@@ -26,6 +26,7 @@ from livereview.core.saved import CREATED
 from livereview.core.threads import thread_budget
 from livereview.live.metrics import metrics_frame
 from livereview.review import artifacts, exports, reclassify, rediarize, reruns, snippets, story
+from livereview.review.attribution import other_speakers, word_table
 from livereview.review.checks import build_options, default_session_id, existing_session_problems, plan_run
 from livereview.review.locate import copy_party, recording_record
 from livereview.review.observability import session_health, session_metrics
@@ -281,7 +282,8 @@ class Session(SessionState):
     def export(self, fmt: str, path: os.PathLike[str] | str | None = None, *, selection: str = "all") -> Path:
         """Write the corrected view as ``txt``, ``srt``, ``vtt``, ``json`` or ``rttm``; returns the path.
 
-        RTTM comes from the speaker turns with corrections (:meth:`diarization`), not one line per segment.
+        RTTM comes from the speaker turns with corrections (:meth:`diarization`), not one line per
+        segment; the transcript formats write a speaker change inside a segment as its own line.
 
         ``selection`` is ``"all"``, ``"ic"`` or ``"ooc"``. The default path is
         ``exports/<session_id>[-ic|-ooc].<fmt>`` in the session directory.
@@ -291,18 +293,26 @@ class Session(SessionState):
             self.paths.exports.mkdir(exist_ok=True)
             path = self.paths.exports / f"{self.session_id}{suffix}.{fmt}"
         return exports.write_export(
-            self.view(), self._export_metadata(), fmt, path, selection=selection, turns=self._export_turns(fmt)
+            self.view(), self._export_metadata(), fmt, path, selection=selection, turns=self.diarization()
         )
 
     def export_text(self, fmt: str, *, selection: str = "all") -> str:
         """The corrected view in format ``fmt`` as a string (see :meth:`export`)."""
-        return exports.export(
-            self.view(), self._export_metadata(), fmt, selection=selection, turns=self._export_turns(fmt)
-        )
+        return exports.export(self.view(), self._export_metadata(), fmt, selection=selection, turns=self.diarization())
 
-    def _export_turns(self, fmt: str) -> pd.DataFrame | None:
-        """The corrected speaker turns, for the formats written from them (RTTM)."""
-        return self.diarization() if fmt == "rttm" else None
+    def words(self) -> pd.DataFrame:
+        """Every word of the corrected view with the speaker heard during it.
+
+        Columns ``segment_id``, ``word_index``, ``start``, ``end``, ``word``, ``probability``,
+        ``speaker_id``: a word takes the speaker of the corrected turns (:meth:`diarization`)
+        covering most of it, the segment's own speaker keeping it in overlapped speech
+        (:mod:`livereview.review.attribution`).
+        """
+        return word_table(self.view(), self.diarization())
+
+    def other_speakers(self) -> pd.Series:
+        """Per segment id, the other speakers heard during the segment (overlap, interjections)."""
+        return other_speakers(self.view(), self.diarization())
 
     def _export_metadata(self) -> dict[str, Any]:
         return {
