@@ -12,13 +12,14 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 from live_helpers import make_session
-from llm_server import free_port, running
+from llm_server import free_port, running, serve_chat
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from livereview.core.party import Party
+from livereview.stages.classify.embedding import default_classifier
 from livereview.stages.classify.llm import (
     EXAMPLES_MARKER,
     PROMPT_VARIANTS,
@@ -28,6 +29,7 @@ from livereview.stages.classify.llm import (
     parse_answer,
     validate_item,
 )
+from livereview.stages.classify.real_talk import classify_stretches, load_labels, score, stretches
 
 PARTY = Party.from_dict(
     {"game_master": "Dana", "characters": [{"name": "Mira", "player": "Alex"}, {"name": "Brannoc", "player": "Sam"}]}
@@ -194,7 +196,7 @@ def test_absent_server_falls_back_to_the_default_classifier(caplog: pytest.LogCa
     absent = LLMClassifier(f"http://127.0.0.1:{free_port()}/v1", "llama3", retries=1, backoff=0.01, timeout=2.0)
     with caplog.at_level(logging.WARNING, logger="livereview.stages.classify.llm"):
         result = absent(frame(), PARTY)
-    assert (result["classifier"] == "minilm-logreg-1.0").all()
+    assert (result["classifier"] == default_classifier().name).all()
     assert result.loc["c00001-s003", "ic_ooc"] == "OOC"
     assert "unavailable (ConnectError" in caplog.text
 
@@ -270,3 +272,33 @@ def test_a_rerun_with_a_prompt_variant_learns_from_corrections(app: Starlette, t
     assert app.state.requests[0]["body"]["messages"][0]["content"] == PROMPT_VARIANTS["terse"]
     assert set(session.segments["classifier"]) == {"llm:echo:terse+1corrections"}
     session.close()
+
+
+def test_prompt_variants_are_scored_on_the_real_talk_dev_labels() -> None:
+    """Each prompt variant, through a real local server, on a dev stretch of the shipped labels.
+
+    The server answers every line with its label (an oracle), so what is measured is the path:
+    prompts carrying the party and its NPCs, ids mapped back, tags derived, the scores computed.
+    """
+    labels = load_labels()
+    item = next(stretches(labels, granularity="sentence", with_party=True))
+    truth = list(item.truth.itertuples(index=False))
+    prompts: list[str] = []
+
+    def oracle(messages: list[dict[str, str]]) -> str:
+        prompts.append(messages[1]["content"])
+        lines = json.loads(messages[1]["content"].split(SEGMENTS_MARKER)[1].split("\nAnswer with")[0])
+        rows = [(line["id"], truth[int(line["id"][1:])]) for line in lines]  # ids are "s<row>"
+        answers = [
+            {"id": i, "ic_ooc": t.ic_ooc, "segment_type": t.segment_type, "character": t.character, "confidence": 0.9}
+            for i, t in rows
+        ]
+        return json.dumps({"segments": answers})
+
+    with serve_chat(oracle) as base_url:
+        for variant in PROMPT_VARIANTS:
+            classifier = LLMClassifier(base_url, "oracle", prompt_variant=variant)
+            figures = score(*classify_stretches(classifier, [item]))
+            assert figures["macro_f1"] == pytest.approx(1.0), variant
+            assert figures["accuracy"] == pytest.approx(1.0), variant
+    assert all("Known non-player characters, voiced by the game master: Kima" in prompt for prompt in prompts)

@@ -145,7 +145,7 @@ def _taught_classifier(
     if not use_corrections or not hasattr(model, "with_corrections"):
         return model, 0
     examples = correction_examples(session)
-    return (model.with_corrections(examples, session.party) if len(examples) else model), len(examples)
+    return (model.with_corrections(examples, session.classification_party()) if len(examples) else model), len(examples)
 
 
 def _classifiedselected_copies(
@@ -157,7 +157,7 @@ def _classifiedselected_copies(
         for run in _contiguous(session, targets):
             for first in range(0, len(run), batch_size):
                 batch = run[first : first + batch_size]
-                classify_segments(model, session.classification_frame(batch), session.party, batch)
+                classify_segments(model, session.classification_frame(batch), session.classification_party(), batch)
                 bar.update(len(batch))
     return targets
 

@@ -59,7 +59,7 @@ class SessionSink:
 
     @property
     def party(self) -> Party | None:
-        return self._session.party
+        return self._session.classification_party()
 
     def resume_point(self) -> SavedRun:
         return self._store.resume_point()

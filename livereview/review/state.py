@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pandas as pd
 from livereview.core.events import CHUNK_COMPLETED, SUMMARY, UPDATE, LiveEvent
 from livereview.core.jsonl import JsonlTail
 from livereview.core.options import RunOptions
-from livereview.core.party import Party, load_party
+from livereview.core.party import Npc, Party, load_party
 from livereview.core.roles import EDITOR
 from livereview.core.segments import Segment, segments_to_frame
 from livereview.core.turns import ChunkSpeakers
@@ -30,6 +31,7 @@ from livereview.live.metrics import EVENT_LOG_CHECKPOINT, SessionMonitor
 from livereview.review.locate import locate_party, locate_recording
 from livereview.review.view import corrected_turns, merged_view
 from livereview.stages.classify.frame import classification_frame
+from livereview.stages.classify.labels import UNNAMED_TAGS
 from livereview.store.event_log import EventSequence, JsonlEventLog, read_event_log
 from livereview.store.layout import SessionPaths
 from livereview.store.override_feed import OverrideFeed
@@ -172,6 +174,25 @@ class SessionState:
             self._party = load_party(path) if path is not None else None
             self._party_read = True
         return self._party
+
+    def classification_party(self) -> Party | None:
+        """The party the classifier gets: the party file's, with every NPC this session has named so far.
+
+        NPC names the classifier gave to segments and names operators set as a character
+        tag (that are not a player character) join the party's NPCs, so a name heard once
+        is known for the rest of the session and in reruns. ``None`` without a party file.
+        """
+        party = self.party
+        if party is None:
+            return None
+        taken = {name.casefold() for name in (*party.names(), *party.npc_names())}
+        named = [s.character_tag for s in self.segment_list() if s.segment_type == "NPC_DIALOGUE"]
+        named += [values.get("character_tag") for values in self.corrected_values().values()]
+        new: dict[str, str] = {}
+        for name in named:
+            if isinstance(name, str) and name.strip() and name not in UNNAMED_TAGS and name.casefold() not in taken:
+                new.setdefault(name.casefold(), name.strip())
+        return replace(party, npcs=(*party.npcs, *(Npc(name) for name in new.values()))) if new else party
 
     @property
     def speaker_map(self) -> dict[str, str]:

