@@ -16,7 +16,11 @@ DER (pyannote.metrics: no collar, overlap scored, the UEM where there is one) of
   each given the reference speaker it overlaps most, so only the segmentation's errors
   are left;
 
-and the number of speakers found against the truth, per file, and the word-level speaker
+the online DER (each segment with the speaker it had when its chunk was diarized, against
+the same segments after the global pass: one speaker per segment both ways), how many
+segment labels the reclusterings during the run and the global pass changed more than 2
+minutes after that speaker was first heard, the number of speakers found against the
+truth, per file, and the word-level speaker
 accuracy (``session.words()``: each word's speaker against the reference speaker at its
 midpoint, best one-to-one mapping; a mean over the set's files weighted by words).
 """
@@ -54,6 +58,33 @@ def annotation(turns: list[tuple[float, float, str]], uri: str) -> Annotation:
     return result
 
 
+def online_labels(events: list, view: pd.DataFrame, uri: str) -> dict[str, Annotation | int]:
+    """Segments as labelled when their chunk was diarized and after the global pass; late relabels."""
+    online, current, first_heard, late = {}, {}, {}, 0
+    for event in events:
+        if event.kind != "update":
+            continue
+        for row in event.segments:
+            if not row.speaker_id:
+                continue
+            if event.stage == "diarize":
+                online[row.segment_id] = (row.start, row.end, row.speaker_id)
+                first_heard.setdefault(row.speaker_id, row.start)
+            elif event.stage in ("recluster", "global") and current.get(row.segment_id) != row.speaker_id:
+                heard = min(
+                    first_heard.get(row.speaker_id, row.start), first_heard.get(current.get(row.segment_id), row.start)
+                )
+                late += row.start - heard > 120.0
+            current[row.segment_id] = row.speaker_id
+    final = [(r.start, r.end, r.speaker_id) for r in view.itertuples() if isinstance(r.speaker_id, str)]
+    return {
+        "online": annotation(list(online.values()), uri),
+        "segments": annotation(final, uri),
+        "late_relabels": late,
+        "labelled": len(online),
+    }
+
+
 def turn_table(reference: Annotation) -> pd.DataFrame:
     """An annotation's turns as ``start``, ``end``, ``speaker_id``."""
     tracks = [(turn.start, turn.end, label) for turn, _, label in reference.itertracks(yield_label=True)]
@@ -85,15 +116,21 @@ def oracle(session: livereview.Session, reference: Annotation) -> Annotation:
     return result
 
 
-def livereview_run(recording: Recording, num_speakers: int | None, models: dict) -> dict[str, Annotation | int]:
+def livereview_run(
+    recording: Recording, num_speakers: int | None, models: dict, recluster_after: int | None = 4
+) -> dict[str, Annotation | int]:
     """A whole run: its turns, its RTTM export, the oracle floor, the speakers found."""
-    options = livereview.RunOptions(diarize=livereview.DiarizeOptions(num_speakers=num_speakers))
+    diarize = livereview.DiarizeOptions(num_speakers=num_speakers, recluster_after=recluster_after)
+    options = livereview.RunOptions(diarize=diarize)
     key = num_speakers  # the diarizer keeps the speaker count of its options
     if key not in models:
         models[key] = Models.load(options)
     with tempfile.TemporaryDirectory() as out:
         session = livereview.Session.create(recording.audio, out_dir=out, options=options)
+        recorder = livereview.RecordingSubscriber()
+        session.events.subscribe(recorder, name="recorder")
         run_session(session, progress=False, models=models[key])
+        session.events.close()
         turns = session.diarization()
         words = session.words()
         exported = next(iter(load_rttm(str(session.export("rttm"))).values()), Annotation(uri=recording.name))
@@ -103,6 +140,7 @@ def livereview_run(recording: Recording, num_speakers: int | None, models: dict)
             "oracle": oracle(session, recording.reference),
             "speakers": int(turns["speaker_id"].nunique()),
             "words": (word_speaker_accuracy(words, turn_table(recording.reference)), len(words)),
+            **online_labels(recorder.events, session.view(), recording.name),
         }
         session.close()
     return result
@@ -111,6 +149,9 @@ def livereview_run(recording: Recording, num_speakers: int | None, models: dict)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="*", default=["sample", "demo", "ami-dev"])
+    parser.add_argument(
+        "--recluster-after", type=int, default=4, help="chunks before the first recluster during the run (0: none)"
+    )
     args = parser.parse_args()
     sets = {name: found for name, found in recordings(quick=True).items() if name in args.sets}
     truth = {"sample": 2, "demo": 4}
@@ -119,11 +160,14 @@ def main() -> None:
         for given in (True, False):
             metrics = {kind: DiarizationErrorRate(collar=0.0, skip_overlap=False) for kind in _KINDS}
             counts, word_scores = [], []
+            late = labelled = 0
             for recording in set_recordings:
                 true_count = truth.get(name) or len(recording.reference.labels())
                 count = true_count if given else None
-                run = livereview_run(recording, count, models)
+                run = livereview_run(recording, count, models, args.recluster_after or None)
                 hypotheses = {"plain": plain_pipeline(recording, count), **run}
+                late += run["late_relabels"]
+                labelled += run["labelled"]
                 for kind, metric in metrics.items():
                     metric(recording.reference, hypotheses[kind], uem=recording.uem)
                 plain_count = len(hypotheses["plain"].labels())
@@ -135,6 +179,7 @@ def main() -> None:
             accuracy = sum(a * n for a, n in word_scores) / max(sum(n for _, n in word_scores), 1)
             print(f"{name}, speaker count {'given' if given else 'not given'}: DER {figures}")
             print(f"  word-level speaker accuracy {accuracy:.3f} ({sum(n for _, n in word_scores)} words)")
+            print(f"  segment labels changed more than 2 min after the speaker was first heard: {late} of {labelled}")
             if not given:
                 found = " ".join(f"{file} {true}/{mine}/{plain}" for file, true, mine, plain in counts)
                 print(
@@ -148,6 +193,8 @@ _KINDS = {
     "turns": "livereview turns",
     "export": "RTTM export",
     "oracle": "oracle-clustering floor",
+    "online": "online (segments at diarization time)",
+    "segments": "segments after the global pass",
 }
 
 

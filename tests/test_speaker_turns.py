@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from downstream_helpers import copy_session
@@ -13,9 +14,12 @@ from pyannote.database.util import load_rttm
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 import livereview
+from livereview.core.turns import ChunkSpeakers
 from livereview.demo import demo_rttm_path
 from livereview.review.attribution import word_speaker_accuracy
 from livereview.stages.diarize.diarizer import owned_turns
+from livereview.stages.diarize.speakers import SpeakerRegistry
+from livereview.stages.pipeline import recluster_due
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +111,29 @@ def test_turns_are_cropped_to_the_chunk_span_and_outside_ones_dropped() -> None:
     turns = [(8.0, 9.5, "A"), (9.0, 12.5, "B"), (19.5, 21.0, "A"), (20.0, 22.0, "B"), (15.0, 16.0, "C")]
     assert owned_turns(turns, 10.0, 20.0) == [(10.0, 12.5, "B"), (19.5, 20.0, "A"), (15.0, 16.0, "C")]
     assert owned_turns([(9.0, 10.0004, "A")], 10.0, 20.0) == []  # rounds to nothing
+
+
+def test_reclustering_during_the_run_comes_at_doubling_chunk_counts() -> None:
+    assert [n for n in range(1, 70) if recluster_due(4, n)] == [4, 8, 16, 32, 64]
+    assert not any(recluster_due(None, n) for n in range(1, 70))
+
+
+def test_the_registry_adopts_reclustered_labels_and_never_reuses_a_name() -> None:
+    east, west, north = np.eye(3, dtype=np.float32)
+    chunk = ChunkSpeakers(0, [(0.0, 2.0, "A"), (2.0, 4.0, "B")], np.stack([east, west]), ["SPEAKER_02", "SPEAKER_00"])
+    registry = SpeakerRegistry(None, link_threshold=0.7)
+    registry.adopt([chunk])
+    later = ChunkSpeakers(1, [(4.0, 6.0, "A"), (6.0, 8.0, "B"), (8.0, 9.0, "C")], np.stack([west, east, north]))
+    registry.link(later)
+    assert later.speakers == ["SPEAKER_00", "SPEAKER_02", "SPEAKER_01"]  # the new voice takes a free name
+
+
+def test_live_labels_are_reclustered_during_the_run(demo_session: livereview.Session) -> None:
+    events = demo_session.event_log()
+    passes = [e.stage for e in events if e.kind == "stage_completed" and e.stage in ("recluster", "global")]
+    chunks = len(demo_session.chunks)
+    assert passes == ["recluster"] * sum(recluster_due(4, n) for n in range(1, chunks + 1)) + ["global"]
+    assert passes.count("recluster") >= 1
+    after = [e.seq for e in events if e.kind == "chunk_completed" and e.chunk_id == 3]
+    first = next(e.seq for e in events if e.stage == "recluster")
+    assert after and first > after[0]  # right after the fourth chunk

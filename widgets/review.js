@@ -200,6 +200,15 @@ function render({ model, el }) {
       renderSpeakers();
     },
   });
+  /** Suggested players of the speakers not yet mapped (the kernel's suggest_speaker_map), by speaker. */
+  const suggestionsBySpeaker = () => {
+    const map = speakerMap();
+    const found = new Map();
+    for (const suggestion of model.get("speaker_suggestions") || []) {
+      if (!map[suggestion.speaker]) found.set(suggestion.speaker, suggestion);
+    }
+    return found;
+  };
   const help = h("span", { class: "lr-help", tabindex: "0", title: KEYS.map(([k, v]) => `${k}: ${v}`).join("\n") }, [
     document.createTextNode("⌨ keys"),
     h(
@@ -897,8 +906,11 @@ function render({ model, el }) {
   }
 
   function renderSpeakers() {
-    if (speakerPanel.hidden) return;
     const players = model.get("players") || [];
+    const suggestions = suggestionsBySpeaker();
+    const suggested = [...suggestions.values()].filter((s) => s.player).length;
+    speakersButton.textContent = suggested ? `Speakers… (${suggested} suggested)` : "Speakers…";
+    if (speakerPanel.hidden) return;
     const map = speakerMap();
     const found = (model.get("speaker_stats") || []).filter((stat) => !players.includes(stat.speaker));
     const rows = found.map((stat) => {
@@ -930,6 +942,7 @@ function render({ model, el }) {
         h("span", { class: "lr-speaker-talk", text: talk }),
         h("span", { class: "lr-speaker-mapped", text: mapping ? `→ ${mapping}` : "→ not mapped" }),
         ...choices,
+        ...(mapping || !suggestions.has(stat.speaker) ? [] : [suggestionControl(suggestions.get(stat.speaker))]),
       ]);
     });
     speakerPanel.replaceChildren(
@@ -940,6 +953,35 @@ function render({ model, el }) {
           : "Every speaker is a player of the party.",
       }),
       ...rows,
+    );
+  }
+
+  /** "Suggested: Sam (Duncan) — confirm": one click maps the speaker as the player buttons do. */
+  function suggestionControl(suggestion) {
+    const who = suggestion.player
+      ? `${suggestion.player} (${suggestion.character || suggestion.role})`
+      : `the ${suggestion.role} (name unknown without a party)`;
+    const percent = `${Math.round(100 * suggestion.confidence)}%`;
+    const parts = [
+      h("span", { class: "lr-suggestion-text", text: `Suggested: ${who}` }),
+      h("span", { class: "lr-suggestion-confidence", text: percent, title: "how sure the suggestion is" }),
+    ];
+    if (suggestion.player && canEdit()) {
+      parts.push(
+        h("button", {
+          class: "lr-suggestion-confirm lr-edit-control",
+          "data-player": suggestion.player,
+          text: "confirm",
+          title: `${suggestion.speaker} is ${suggestion.player}: keep it in speaker_map.json`,
+          onclick: () => model.send({ kind: "map_speaker", speaker: suggestion.speaker, player: suggestion.player }),
+        }),
+      );
+    }
+    parts.push(h("span", { class: "lr-suggestion-evidence", text: suggestion.evidence }));
+    return h(
+      "span",
+      { class: "lr-suggestion", "data-speaker": suggestion.speaker, "data-player": suggestion.player, title: suggestion.evidence },
+      parts,
     );
   }
 
@@ -1349,6 +1391,7 @@ function render({ model, el }) {
     ["change:players", onSpeakers],
     ["change:speaker_map", onSpeakers],
     ["change:speaker_stats", onSpeakers],
+    ["change:speaker_suggestions", onSpeakers],
     ["change:time_range", onRange],
     ["change:notice", showNotice],
     ...["status", "position", "duration", "can_edit", "metrics", "health"].map((name) => [`change:${name}`, onStatus]),
@@ -1366,6 +1409,7 @@ function render({ model, el }) {
   onHeight();
   onPalette();
   onLists();
+  renderSpeakers();
   updateBatchValue();
   showNotice();
   paint();

@@ -71,7 +71,7 @@ class LiveEvent:
     kind : str
         One of :data:`EVENT_KINDS`.
     stage : str, optional
-        ``"transcribe"``, ``"diarize"``, ``"classify"``, ``"global"`` or ``"run"``.
+        ``"transcribe"``, ``"diarize"``, ``"classify"``, ``"recluster"`` (during the run), ``"global"`` or ``"run"``.
     chunk_id : int, optional
         The chunk the event is about.
     timestamp : float

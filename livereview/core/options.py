@@ -117,6 +117,13 @@ class DiarizeOptions:
         known speaker.
     segmentation_step : float
         Step of the 10 s segmentation window, as a ratio of its duration.
+    recluster_after : int, optional
+        When the speaker count is given or bounded (a party file bounds it), recluster
+        every speaker turn so far during the run, once this many chunks are done and again
+        each time that count doubles (4, 8, 16, ... chunks), so live labels converge early,
+        at most twice the cost of the final pass; ``None``: only at the end. (Without a
+        bound the threshold clustering over-counts speakers on short stretches, and the
+        online links are the better labels until the end.)
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     token : str, optional
@@ -129,11 +136,12 @@ class DiarizeOptions:
     max_speakers: int | None = None
     link_threshold: float = 0.7
     segmentation_step: float = 0.2
+    recluster_after: int | None = 4
     device: str = "auto"
     token: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("num_speakers", "min_speakers", "max_speakers"):
+        for name in ("num_speakers", "min_speakers", "max_speakers", "recluster_after"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 msg = f"{name} must be at least 1; got {value}"

@@ -31,6 +31,7 @@ from livereview.review.checks import build_options, default_session_id, existing
 from livereview.review.locate import copy_party, recording_record
 from livereview.review.observability import session_health, session_metrics
 from livereview.review.run import run_session, start_session
+from livereview.review.speaker_suggestions import suggest_speaker_map
 from livereview.review.state import SessionState
 from livereview.review.view import conform_view, merged_view
 from livereview.stages.audio import file_hash, head_hash, probe
@@ -413,3 +414,36 @@ class Session(SessionState):
     def health(self) -> list[dict[str, Any]]:
         """Current degraded conditions (``key``, ``message``, ``since``, ``scope``); empty when all is well."""
         return session_health(self)
+
+    # -- who is who: the speaker map ---------------------------------------------------------
+
+    def suggest_speaker_map(self) -> pd.DataFrame:
+        """Which diarized speaker is the game master and which is which player, as suggestions.
+
+        One row per diarized speaker: ``speaker_id``, ``player``, ``character``, ``role``,
+        ``confidence`` (0-1), ``evidence`` and ``given``, from the talk time and narration, the
+        names said, self-references, character tags, and what the speaker map and the
+        operators' corrections already say (see :func:`livereview.review.speaker_suggestions.suggest_speaker_map`).
+        Without a party file only the game master is suggested.
+        """
+        return suggest_speaker_map(self.view(), self.party, speaker_map=self.speaker_map, corrections=self.overrides())
+
+    def confirm_speaker_map(
+        self, suggestions: pd.DataFrame | None = None, min_confidence: float = 0.0
+    ) -> dict[str, str]:
+        """Write suggested players into the speaker map (``speaker_map.json``); returns the mapping written.
+
+        ``suggestions`` defaults to :meth:`suggest_speaker_map`; rows without a ``player`` or below
+        ``min_confidence`` are left out, and so are entries the map already holds.
+        """
+        suggestions = self.suggest_speaker_map() if suggestions is None else suggestions
+        current = self.speaker_map
+        chosen = suggestions[suggestions["player"].notna() & (suggestions["confidence"] >= min_confidence)]
+        mapping = {
+            str(speaker): str(player)
+            for speaker, player in zip(chosen["speaker_id"], chosen["player"], strict=True)
+            if current.get(str(speaker)) != str(player)
+        }
+        if mapping:
+            self.set_speaker_map(mapping)
+        return mapping

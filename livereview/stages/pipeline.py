@@ -347,6 +347,11 @@ def run_pipeline(
                     chunk_segments, chunk_speakers = _process_chunk(sink, models, clock, chunk, transcription)
                 segments += chunk_segments
                 speakers.append(chunk_speakers)
+                diarize = sink.options.diarize
+                if diarize.speaker_limit and recluster_due(diarize.recluster_after, len(speakers)):
+                    with torch_threads(plan.analysis_threads()):
+                        _global_pass(sink, models, clock, segments, speakers, stage="recluster")
+                    models.diarizer.adopt(speakers)
                 end = chunk.end
                 bar.n = round(end, 1)  # set, not added: sums of floats would show as 300.20000000000005
                 bar.set_postfix(chunks=chunk.chunk_id + 1, segments=len(segments))
@@ -412,11 +417,28 @@ def _process_chunk(
     return segments, speakers
 
 
+def recluster_due(first: int | None, chunks: int) -> bool:
+    """Whether a run that has ``chunks`` chunks reclusters now: at ``first``, then each time the count doubles."""
+    if not first or chunks < first:
+        return False
+    ratio = chunks // first
+    return chunks % first == 0 and ratio & (ratio - 1) == 0
+
+
 def _global_pass(
-    sink: RunSink, models: Models, clock: StageClock, segments: list[Segment], speakers: list[ChunkSpeakers]
+    sink: RunSink,
+    models: Models,
+    clock: StageClock,
+    segments: list[Segment],
+    speakers: list[ChunkSpeakers],
+    *,
+    stage: str = "global",
 ) -> None:
-    """Recluster every local speaker of the session; relabel and reclassify what changed."""
-    with _stage(sink, clock, "global") as step:
+    """Recluster every local speaker of the session; relabel and reclassify what changed.
+
+    ``stage`` is ``"global"`` for the pass at the end, ``"recluster"`` for the passes during the run.
+    """
+    with _stage(sink, clock, stage) as step:
         new_speakers = recluster(speakers, models.diarizer.options)
         by_chunk: dict[int, list[Segment]] = defaultdict(list)
         for segment in segments:

@@ -29,7 +29,11 @@
   travel with their ``changes``, so a view marks those its reader had already seen;
 - **speakers**: the speakers found, their talk time and a sample row
   (:attr:`ReviewGrid.speaker_stats`), mapped to the party's players in one click
-  (:meth:`ReviewWidget.map_speaker`, kept by :meth:`Session.set_speaker_map`).
+  (:meth:`ReviewWidget.map_speaker`, kept by :meth:`Session.set_speaker_map`); each speaker
+  not yet mapped shows who :meth:`Session.suggest_speaker_map` suggests it is, confirmed in
+  one click through the same mapping (:attr:`ReviewGridWithSuggestions.speaker_suggestions`,
+  computed when the review opens, when the run completes and when the map changes, on a
+  thread of their own: the updater only writes the result).
 
 Threading: live events reach the session's emitter thread for this widget, which only
 puts them into a queue. ONE updater thread owns everything sent to the browser: it
@@ -61,6 +65,7 @@ from typing import Any
 
 import ipywidgets as w
 import pandas as pd
+import traitlets as t
 
 from livereview.core.corrections import base_ids
 from livereview.core.events import (
@@ -95,7 +100,7 @@ from livereview.ui.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FIELDS", "PREVIEW_ROWS", "ReviewGrid", "ReviewWidget", "review"]
+__all__ = ["FIELDS", "PREVIEW_ROWS", "ReviewGrid", "ReviewGridWithSuggestions", "ReviewWidget", "review"]
 
 #: Seconds between two sends of appends and patches (at most four renders a second).
 FLUSH_SECONDS = 0.25
@@ -107,6 +112,14 @@ PREVIEW_ROWS = 200
 GLOBAL_PASS = "the global speaker pass"
 
 _STOP = "stop"
+
+
+class ReviewGridWithSuggestions(ReviewGrid):
+    """The review grid whose speaker panel also offers the suggested speaker map."""
+
+    #: Per diarized speaker not yet mapped: ``speaker``, ``player`` (``""`` when only the role is
+    #: known), ``character``, ``role``, ``confidence`` and ``evidence``, from :meth:`Session.suggest_speaker_map`.
+    speaker_suggestions = t.List(t.Dict()).tag(sync=True)
 
 
 class ReviewWidget(w.VBox):
@@ -131,7 +144,7 @@ class ReviewWidget(w.VBox):
         self.session = session
         self.user = user
         self.role = role
-        self.grid = ReviewGrid(
+        self.grid = ReviewGridWithSuggestions(
             session_id=session.session_id, user=user, role=role, can_edit=can_write(role), height=height
         )
         self.playback = Playback(can_edit=can_write(role))
@@ -168,6 +181,9 @@ class ReviewWidget(w.VBox):
         self._stats_dirty = True
         self._timeline_dirty = True
         self._known_speakers: set[str] = set()
+        self._suggestions_stale = True  # suggest the speaker map again at the next meta write
+        self._suggested_for: dict[str, str] | None = None  # the speaker map the suggestions were made with
+        self._suggester: threading.Thread | None = None  # computes them off the updater thread
         self._status, self._position, self._duration = "created", 0.0, duration
         self._completed: set[int] = set()
         self._seeded_seq = 0
@@ -255,6 +271,20 @@ class ReviewWidget(w.VBox):
     def map_speaker(self, speaker: str, player: str) -> None:
         """Say which player (or new name) a diarized speaker is; kept by :meth:`Session.set_speaker_map`."""
         self.actions.map_speaker(speaker, player, raise_errors=True)
+
+    def confirm_suggestion(self, speaker: str) -> None:
+        """Map ``speaker`` to the player the speaker panel suggests for it, as its confirm button does.
+
+        Raises
+        ------
+        KeyError
+            No player is suggested for ``speaker`` now.
+        """
+        suggested = {s["speaker"]: s for s in self.grid.speaker_suggestions if s.get("player")}
+        if speaker not in suggested:
+            msg = f"no player is suggested for speaker {speaker!r}; suggested: {sorted(suggested)}"
+            raise KeyError(msg)
+        self.map_speaker(speaker, suggested[speaker]["player"])
 
     def rerun(self, kind: str, **options: Any) -> Rerun | None:
         """Rerun the selected rows (else the brushed time range), as the toolbar's buttons do.
@@ -383,6 +413,7 @@ class ReviewWidget(w.VBox):
         self._causes.clear()
         self._corrections_stale = False
         self._known_speakers = set(session.known_speakers)
+        self._suggestions_stale = True
         chunks = session.chunks
         self._completed = set(session.completed_chunks)
         self._duration = float(session.metadata.get("audio", {}).get("duration") or self._duration)
@@ -467,6 +498,10 @@ class ReviewWidget(w.VBox):
         elif kind == "timeline":
             self.timeline.apply(payload)
             self._draw_timeline()
+        elif kind == "suggestions":
+            mapped = self.session.speaker_map
+            self.grid.speaker_suggestions = [s for s in payload if s["speaker"] not in mapped]
+            self._meta_dirty = True  # suggest again if the map changed meanwhile
         elif kind == "notice":
             self._set_notice(*payload)
             self._meta_dirty = self._timeline_dirty = True  # a speaker mapping renames rows and lanes
@@ -501,8 +536,10 @@ class ReviewWidget(w.VBox):
         elif event.kind == SUMMARY and event.stage == "run":
             self._status = event.status or "complete"
             self._position = self._duration
+            self._suggestions_stale = True  # every speaker is found now: suggest who is who
         elif event.stage == "rerun" and event.kind == STAGE_COMPLETED:
             data = event.data
+            self._suggestions_stale = True
             self._rerun_done = (self._rerun_name(event), int(data.get("changed") or 0), int(data.get("segments") or 0))
             return  # told with its rows at the next flush
         elif event.stage == "rerun" and event.kind in (STAGE_STARTED, ERROR):
@@ -518,10 +555,11 @@ class ReviewWidget(w.VBox):
 
     @staticmethod
     def _cause(event: LiveEvent) -> str | None:
-        """What changed the rows of an ``update`` no operator made: the global pass or a rerun."""
+        """What changed the rows of an ``update`` no operator made: the global pass (during the run or
+        at its end) or a rerun."""
         if event.kind != UPDATE:
             return None
-        if event.stage == "global":
+        if event.stage in ("global", "recluster"):  # the same global clustering, during the run or at its end
             return GLOBAL_PASS
         if event.stage == "rerun":
             return f"{event.data.get('kind', 'rerun')} {event.data.get('rerun_id', '')}".strip()
@@ -627,6 +665,7 @@ class ReviewWidget(w.VBox):
         session = self.session
         speakers = sorted(self._known_speakers)
         characters = self._characters()
+        speaker_map = session.speaker_map
         values = [
             ("status", self._status),
             ("position", round(self._position, 3)),
@@ -634,7 +673,7 @@ class ReviewWidget(w.VBox):
             ("completed_chunks", sorted(self._completed)),
             ("speakers", speakers),
             ("players", self._players()),
-            ("speaker_map", session.speaker_map),
+            ("speaker_map", speaker_map),
             ("characters", characters),
             ("metrics", metrics_line(session.metrics())),
             ("health", [condition["message"] for condition in session.health()]),
@@ -642,11 +681,53 @@ class ReviewWidget(w.VBox):
         if self._stats_dirty:
             values.append(("speaker_stats", speaker_stats(self.rows.rows.values())))
             self._stats_dirty = False
+        if self._suggestions_stale or self._suggested_for != speaker_map:
+            self._suggest(speaker_map)
         with grid.hold_sync():
             for name, value in values:
                 if getattr(grid, name) != value:
                     setattr(grid, name, value)
         self._meta_dirty = False
+
+    def _suggest(self, speaker_map: dict[str, str]) -> None:
+        """Suggest the speaker map again, on a thread: its rows reach the updater as a ``suggestions`` item."""
+        if self._suggester is not None and self._suggester.is_alive():
+            self._suggestions_stale = True  # once the one under way is in
+            return
+        self._suggestions_stale, self._suggested_for = False, dict(speaker_map)
+        if not self.rows.rows:
+            self.grid.speaker_suggestions = []
+            return
+        self._suggester = threading.Thread(
+            target=lambda: self._queue.put(("suggestions", self._speaker_suggestions(dict(speaker_map)))),
+            name=f"livereview-suggest-{self.session.session_id}",
+            daemon=True,
+        )
+        self._suggester.start()
+
+    def _speaker_suggestions(self, speaker_map: dict[str, str]) -> list[dict[str, Any]]:
+        """The suggested speaker map for the speakers not yet mapped, as the speaker panel shows it."""
+        try:
+            table = self.session.suggest_speaker_map()
+        except Exception:  # a suggestion is a help: the review goes on without it
+            logger.exception("could not suggest the speaker map of %s", self.session.session_id)
+            return []
+
+        def text(value: Any) -> str:
+            return "" if pd.isna(value) else str(value)
+
+        return [
+            {
+                "speaker": str(row.speaker_id),
+                "player": text(row.player),
+                "character": text(row.character),
+                "role": str(row.role),
+                "confidence": float(row.confidence),
+                "evidence": str(row.evidence),
+            }
+            for row in table.itertuples(index=False)
+            if not row.given and row.confidence > 0 and row.speaker_id not in speaker_map
+        ]
 
     def _players(self) -> list[str]:
         party = self.session.party

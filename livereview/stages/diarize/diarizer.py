@@ -97,6 +97,10 @@ class Diarizer:
             embeddings[index] = self.embedding(torch.from_numpy(audio[first:last])[None, None])[0]
         return embeddings
 
+    def adopt(self, chunks: list[ChunkSpeakers]) -> None:
+        """Link the next chunks to the speakers of ``chunks`` as they are labelled now (after a recluster)."""
+        self.registry.adopt(chunks)
+
     def restore(self, chunks: list[ChunkSpeakers]) -> None:
         """Rebuild the speaker registry from chunks diarized before a resume."""
         self.registry = SpeakerRegistry(self.options.speaker_limit, self.options.link_threshold)

@@ -7,6 +7,9 @@ stored turns.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import numpy as np
 
 from livereview.core.options import DiarizeOptions
@@ -29,6 +32,11 @@ def _inherit_short_turns(chunk: ChunkSpeakers, fallback: str | None) -> None:
         chunk.speakers[index] = max(sorted(set(siblings)), key=siblings.count) if siblings else fallback or "SPEAKER_00"
 
 
+def _fresh_names(taken: set[str]) -> Iterator[str]:
+    """``SPEAKER_00``, ``SPEAKER_01``, ... skipping the names in ``taken``."""
+    return (name for name in (f"SPEAKER_{n:02d}" for n in itertools.count()) if name not in taken)
+
+
 class SpeakerRegistry:
     """The session's speakers, a running centroid each, grown turn by turn as chunks arrive."""
 
@@ -49,13 +57,32 @@ class SpeakerRegistry:
             best = int(np.argmax(similarity)) if similarity.size else -1
             room = self.limit is None or len(self.names) < self.limit
             if best < 0 or (similarity[best] < self.link_threshold and room):
-                self.names.append(f"SPEAKER_{len(self.names):02d}")
+                taken = set(self.names)
+                self.names.append(
+                    next(f"SPEAKER_{n:02d}" for n in range(len(taken) + 1) if f"SPEAKER_{n:02d}" not in taken)
+                )
                 self._sums.append(vector * weight)
                 best = len(self.names) - 1
             else:
                 self._sums[best] = self._sums[best] + vector * weight
             chunk.speakers[index] = self.names[best]
         _inherit_short_turns(chunk, self.names[0] if self.names else None)
+
+    def adopt(self, chunks: list[ChunkSpeakers]) -> None:
+        """Take the chunks' current labels (after a recluster) as the session's speakers.
+
+        Each label's centroid is the duration-weighted sum of its turns' unit embeddings,
+        as if its turns had been linked to it one by one.
+        """
+        sums: dict[str, np.ndarray] = {}
+        for chunk in chunks:
+            for index in np.flatnonzero(chunk.usable()):
+                start, end, _ = chunk.turns[index]
+                vector = _normalize(chunk.embeddings[index]) * (end - start)
+                name = chunk.speakers[index]
+                sums[name] = sums[name] + vector if name in sums else vector
+        self.names = sorted(sums)
+        self._sums = [sums[name] for name in self.names]
 
 
 def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int, list[str]]:
@@ -95,7 +122,7 @@ def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int,
         overlap[cluster_ids.index(cluster), old_names.index(name)] += duration
     rows, cols = linear_sum_assignment(-overlap)
     names = {cluster_ids[r]: old_names[c] for r, c in zip(rows, cols, strict=True)}
-    fresh = (f"SPEAKER_{n:02d}" for n in range(10_000) if f"SPEAKER_{n:02d}" not in set(names.values()))
+    fresh = _fresh_names(set(names.values()))
     names |= {cluster: next(fresh) for cluster in cluster_ids if cluster not in names}
     relabelled = {
         chunk.chunk_id: ChunkSpeakers(chunk.chunk_id, chunk.turns, chunk.embeddings, list(chunk.speakers))
