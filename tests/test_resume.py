@@ -60,6 +60,18 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, sample) -> None:
     reference.close()
 
 
+def test_a_session_from_before_an_option_existed_resumes_with_its_default(tmp_path, sample) -> None:
+    first = livereview.Session.create(sample["audio"], out_dir=tmp_path, session_id="game")
+    first.close()
+    metadata_path = first.directory / "metadata.json"
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    del metadata["config"]["diarize"]["recluster_after"]  # as a session written before the option
+    metadata_path.write_text(json.dumps(metadata), encoding="utf-8")
+    again = livereview.Session.create(sample["audio"], out_dir=tmp_path, session_id="game")
+    assert again.directory == first.directory
+    again.close()
+
+
 def test_a_session_directory_of_another_recording_is_refused(tmp_path, sample) -> None:
     first = livereview.Session.create(sample["audio"], out_dir=tmp_path, session_id="game")
     first.close()

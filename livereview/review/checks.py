@@ -193,6 +193,14 @@ def plan_run(
     return RunPlan(info, built, name, directory)
 
 
+def _current_form(stored: dict[str, Any]) -> dict[str, Any]:
+    """A session's stored options as this version writes them: an option added since takes its default."""
+    try:
+        return RunOptions.from_config(stored).to_config() | {"party": stored.get("party")}
+    except (TypeError, KeyError, ValueError):  # options of a newer version: compare as stored
+        return stored
+
+
 def existing_session_problems(directory: Path, audio: Path, options: RunOptions) -> list[str]:
     """Why a run of ``audio`` with ``options`` cannot resume in ``directory``, which holds a session.
 
@@ -208,7 +216,7 @@ def existing_session_problems(directory: Path, audio: Path, options: RunOptions)
             f"session directory {directory} holds results for another recording "
             f"({metadata['audio']['path']}); pass another session id or output directory"
         )
-    config, stored = options.to_config(), metadata["config"]
+    config, stored = options.to_config(), _current_form(metadata["config"])
     changed = sorted(key for key in config if key != "party" and stored.get(key) != config[key])
     if _party_changed(metadata, options):
         changed.append("party")
