@@ -6,9 +6,14 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium espeak-ng sox
 DEMO := livereview/data/demo
 
-.PHONY: setup system demo test test-fast lint bench clean
+.PHONY: setup system classifier demo test test-fast lint bench clean
 
-setup: $(STAMP) system
+setup: $(STAMP) system classifier
+
+# The default classifier's heads are fitted once on its shipped training data and cached
+# (~/.cache/livereview or $$LIVEREVIEW_CACHE_DIR): done here, so no run waits for it.
+classifier: $(STAMP)
+	$(PY) -c 'from livereview.stages.classify import default_classifier; print(default_classifier().name, "ready")'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
