@@ -145,7 +145,11 @@ def probe(path: Pathlike) -> AudioInfo:
             duration = container.duration / av.time_base
         else:
             duration = sum(len(block) for block in iter_audio(path)) / SAMPLE_RATE
-        info = AudioInfo(path, duration, stream.rate or 0, stream.channels or 0, stream.codec_context.name)
+        try:
+            info = AudioInfo(path, duration, stream.rate or 0, stream.channels or 0, stream.codec_context.name)
+        except AttributeError as error:  # a damaged header: PyAV has no codec context to read them from
+            msg = f"{path} is not decodable audio: its audio stream has no usable header ({error})"
+            raise AudioError(msg) from error
     if info.duration <= 0:
         msg = f"{path} holds no audio (duration 0 s)"
         raise AudioError(msg)
