@@ -127,7 +127,7 @@ def split_point(row: Mapping[str, Any], word: int) -> dict[str, Any]:
         )
         raise ValueError(msg)
     start, end = float(row["start"]), float(row["end"])
-    words = _word_list(row.get("words"))
+    words = word_list(row.get("words"))
     if len(words) == len(tokens):
         time = float(words[word]["start"])
     else:
@@ -301,7 +301,7 @@ def _split(row: dict[str, Any], point: Mapping[str, Any]) -> tuple[dict[str, Any
     first.update(end=time, text=" ".join(tokens[:word]))
     second.update(start=time, text=" ".join(tokens[word:]))
     if "words" in row:
-        words = _word_list(row["words"])
+        words = word_list(row["words"])
         cut = next((i for i, w in enumerate(words) if float(w["start"]) >= time), len(words))
         for part, chosen in ((first, words[:cut]), (second, words[cut:])):
             part["words"] = chosen
@@ -319,7 +319,7 @@ def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     row["end"] = max(float(first["end"]), float(second["end"]))
     row["text"] = " ".join(str(r["text"]) for r in (first, second) if _filled(r["text"]))
     if "words" in row:
-        row["words"] = [*_word_list(first["words"]), *_word_list(second["words"])]
+        row["words"] = [*word_list(first["words"]), *word_list(second["words"])]
     for name in _CONFIDENCES:
         if name in row:
             known = [float(r[name]) for r in (first, second) if _filled(r[name])]
@@ -333,7 +333,7 @@ def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _word_list(words: Any) -> list[dict[str, Any]]:
+def word_list(words: Any) -> list[dict[str, Any]]:
     """Word timings as dicts (``start``, ``end``, ``word``, ``probability``); [] when unknown."""
     if not isinstance(words, list | tuple | np.ndarray):
         return []

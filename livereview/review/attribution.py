@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from livereview.core.corrections import word_list
+
 #: A segment's own speaker keeps a word while their turns cover this share of the best speaker's.
 OWN_SPEAKER_SHARE = 0.5
 #: Seconds another speaker must be heard during a segment to be listed in ``other_speakers``.
@@ -77,7 +79,7 @@ def segment_words(view: pd.DataFrame, turns: pd.DataFrame) -> Iterator[tuple[str
         view.index, view["start"], view["end"], view["speaker_id"].astype(object), view["words"], strict=True
     ):
         own = "" if pd.isna(speaker) else str(speaker)
-        words = _word_dicts(words)
+        words = word_list(words)
         if not words:
             yield str(segment_id), []
             continue
@@ -154,12 +156,6 @@ def speaker_lines(row: Mapping[str, Any], words: Sequence[Mapping[str, Any]]) ->
 
 def _spelled(words: Sequence[Mapping[str, Any]]) -> str:
     return " ".join("".join(str(w["word"]) for w in words).split())
-
-
-def _word_dicts(words: Any) -> list[dict[str, Any]]:
-    if not isinstance(words, list | tuple | np.ndarray):
-        return []
-    return [dict(w) if isinstance(w, Mapping) else w.to_dict() for w in words]
 
 
 def _union_length(spans: list[tuple[float, float]]) -> float:
