@@ -121,9 +121,9 @@ def to_json(
     and, when the speaker changes inside it, ``lines`` (``start``, ``end``, ``speaker_id``,
     ``text`` per speaker run).
     """
-    rows = _selected(frame, metadata, selection)
+    selected = _selected_frame(frame, metadata, selection)
+    rows = selected.to_dict("records")
     if turns is not None and "words" in frame.columns:
-        selected = _selected_frame(frame, selection)
         others = other_speakers(selected, turns).tolist()
         for row, (_, words), heard in zip(rows, segment_words(selected, turns), others, strict=True):
             lines = speaker_lines(row, words)
@@ -228,6 +228,11 @@ def write_export(
 
 def _selected(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str) -> list[dict[str, Any]]:
     """The rows of ``selection`` as dicts, ordered by time, after checking the inputs."""
+    return _selected_frame(frame, metadata, selection).to_dict("records")
+
+
+def _selected_frame(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str) -> pd.DataFrame:
+    """The rows of ``selection``, ordered by time, with a ``segment_id`` column, after checking the inputs."""
     if selection not in SELECTIONS:
         msg = f"unknown selection {selection!r}; use one of {sorted(SELECTIONS)}"
         raise ValueError(msg)
@@ -239,11 +244,6 @@ def _selected(frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str) 
     if absent:
         msg = f"segment table lacks columns {absent}; exports need {REQUIRED_COLUMNS}"
         raise ValueError(msg)
-    return _selected_frame(frame, selection).to_dict("records")
-
-
-def _selected_frame(frame: pd.DataFrame, selection: str) -> pd.DataFrame:
-    """The rows of ``selection``, ordered by time, with a ``segment_id`` column."""
     labels = SELECTIONS[selection]
     if labels is not None:
         frame = frame[frame["ic_ooc"].isin(labels)]
@@ -257,10 +257,11 @@ def _lines(
     frame: pd.DataFrame, metadata: Mapping[str, Any], selection: str, turns: pd.DataFrame | None
 ) -> list[dict[str, Any]]:
     """The selected rows; with ``turns``, each split into one row per speaker run (:func:`speaker_lines`)."""
-    rows = _selected(frame, metadata, selection)
+    selected = _selected_frame(frame, metadata, selection)
+    rows = selected.to_dict("records")
     if turns is None or "words" not in frame.columns:
         return rows
-    words = segment_words(_selected_frame(frame, selection), turns)
+    words = segment_words(selected, turns)
     return [line for row, (_, found) in zip(rows, words, strict=True) for line in speaker_lines(row, found)]
 
 
