@@ -6,14 +6,16 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium espeak-ng sox
 DEMO := livereview/data/demo
 
-.PHONY: setup system classifier demo test test-fast lint bench clean
+.PHONY: setup system models demo test test-fast lint bench clean
 
-setup: $(STAMP) system classifier
+setup: $(STAMP) system models
 
-# The default classifier's heads are fitted once on its shipped training data and cached
-# (~/.cache/livereview or $$LIVEREVIEW_CACHE_DIR): done here, so no run waits for it.
-classifier: $(STAMP)
+# Derived once and cached (~/.cache/livereview or $$LIVEREVIEW_CACHE_DIR), so no run waits for them:
+# the default classifier's heads, fitted on its shipped training data, and the speaker-embedding
+# network exported for ONNX Runtime.
+models: $(STAMP)
 	$(PY) -c 'from livereview.stages.classify import default_classifier; print(default_classifier().name, "ready")'
+	$(PY) -c 'from livereview.stages.diarize.models import CamPlusPlusEmbedding; print(CamPlusPlusEmbedding("cpu", "onnx").network.path.name, "ready")'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -18,7 +18,10 @@ figure per line with its target:
 3. sharing the machine: a torch matrix-multiply loop with default threads, alone, then
    beside the pipeline on the demo: how much slower each one gets;
 4. the first segment event after the start, and the live-event overhead (emitter and a
-   subscriber versus none).
+   subscriber versus none);
+5. what diarization costs on one thread with the speaker-embedding network in torch and in
+   ONNX Runtime (the demo's chunks, the same diarizer otherwise), and how alike the
+   embeddings are.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import jiwer
+import numpy as np
 import pandas as pd
 from demo_audio import repeated_demo  # benchmarks/demo_audio.py
 from pyannote.core import Annotation, Timeline
@@ -51,7 +55,11 @@ from livereview.core import events
 from livereview.core.threads import ThreadPlan, available_cores
 from livereview.demo import demo_audio_path, demo_reference, demo_rttm_path, pyannote_sample_paths
 from livereview.review.run import run_session
+from livereview.stages.audio import iter_audio
+from livereview.stages.chunks import chunk_audio
+from livereview.stages.diarize import Diarizer
 from livereview.stages.pipeline import Models
+from livereview.stages.threads import torch_threads
 
 LONG = "35-minute session"
 AMI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-dev"
@@ -268,6 +276,33 @@ def bench_sharing(plans: dict[str, ThreadPlan]) -> None:
         )
 
 
+def bench_embedding_runtimes() -> None:
+    """Diarize the demo's chunks on one thread, the embedding network in torch and in ONNX Runtime."""
+    chunks = list(chunk_audio(iter_audio(demo_audio_path())))
+    audio = sum(chunk.end - chunk.start for chunk in chunks)
+    turn_embeddings = {}
+    for runtime in ("torch", "onnx"):
+        diarizer = Diarizer(livereview.DiarizeOptions(num_speakers=4, runtime=runtime))
+        with torch_threads(1):
+            diarizer.diarize(chunks[0])  # warm-up: first calls allocate
+            diarizer.restore([])
+            started = time.perf_counter()
+            found = [diarizer.diarize(chunk) for chunk in chunks]
+            seconds = time.perf_counter() - started
+        turn_embeddings[runtime] = [chunk.embeddings for chunk in found]
+        factor = seconds / audio
+        print(f"[diarization, one thread] embeddings in {runtime}: {seconds:.1f} s, real-time factor {factor:.4f}")
+    cosines = []
+    for by_torch, by_onnx in zip(*turn_embeddings.values(), strict=True):
+        if by_torch.shape != by_onnx.shape:
+            print("[diarization, one thread] the two runtimes found different turns")
+            return
+        usable = ~np.isnan(by_torch).any(axis=1)
+        a, b = by_torch[usable], by_onnx[usable]
+        cosines += list((a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
+    print(f"[diarization, one thread] turn embeddings torch vs ONNX Runtime: lowest cosine {min(cosines):.6f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs for the median figures (default 3)")
@@ -281,6 +316,7 @@ def main() -> None:
     for name, set_recordings in recordings(args.quick).items():
         bench_set(name, set_recordings, args.repeats, plans)
     bench_sharing(plans)
+    bench_embedding_runtimes()
 
 
 if __name__ == "__main__":

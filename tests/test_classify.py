@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from livereview.core.party import Character, Npc, Party
 from livereview.core.segments import IC_OOC_LABELS, SEGMENT_TYPES
 from livereview.data import make_tabletop_utterances
+from livereview.stages.cache import CACHE_DIR_VARIABLE
 from livereview.stages.classify import (
     CLASSIFICATION_COLUMNS,
     NEEDS_ATTENTION_THRESHOLD,
@@ -28,7 +29,7 @@ from livereview.stages.classify import (
 )
 from livereview.stages.classify.features import FEATURE_NAMES, cue_features, game_master_flags
 from livereview.stages.classify.llm import LLMClassifier
-from livereview.stages.classify.training import CACHE_DIR_VARIABLE, TRAINING_DATA, load_training_data, table_parties
+from livereview.stages.classify.training import TRAINING_DATA, load_training_data, table_parties
 
 # Measured on the held-out scenes (196 lines): IC/OOC accuracy 0.857, macro-F1 0.837;
 # segment type accuracy 0.801, macro-F1 0.800. The floors leave 5 to 10 lines of slack.

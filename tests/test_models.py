@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from livereview.core.options import DiarizeOptions
 from livereview.stages import transcribe
+from livereview.stages.audio import load_clip
+from livereview.stages.cache import CACHE_DIR_VARIABLE
 from livereview.stages.diarize import models as diarize
+from livereview.stages.threads import torch_threads
 
 
 def test_missing_diarization_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +58,42 @@ def test_diarize_options_are_validated() -> None:
         DiarizeOptions(num_speakers=0)
     with pytest.raises(ValueError, match=r"min_speakers \(3\) must not exceed max_speakers \(2\)"):
         DiarizeOptions(min_speakers=3, max_speakers=2)
+    with pytest.raises(ValueError, match="runtime must be one of auto, onnx, torch; got 'tensorflow'"):
+        DiarizeOptions(runtime="tensorflow")
+
+
+@pytest.fixture(scope="module")
+def sample_windows(sample: dict[str, Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eight 5 s windows of the real sample recording, each with a speaker mask keeping part of it."""
+    audio = load_clip(sample["audio"], 0.0, 30.0)
+    windows = torch.from_numpy(np.stack([audio[i * 56_000 : i * 56_000 + 80_000] for i in range(5)]))[:, None]
+    frames = torch.arange(293)
+    masks = torch.stack([((frames >= 30 * i) & (frames < 120 + 35 * i)).float() for i in range(5)])
+    return windows, masks
+
+
+def test_onnx_runtime_gives_torchs_speaker_embeddings(
+    sample_windows: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(tmp_path))
+    with torch_threads(1):
+        by_torch = diarize.CamPlusPlusEmbedding("cpu", "torch")(*sample_windows)
+        by_onnx = diarize.CamPlusPlusEmbedding("cpu", "onnx")(*sample_windows)
+    assert not np.isnan(by_torch).any()
+    cosine = (by_torch * by_onnx).sum(axis=1) / np.linalg.norm(by_torch, axis=1) / np.linalg.norm(by_onnx, axis=1)
+    assert cosine.min() > 0.99999
+    # different speech gives different embeddings: the comparison above is not trivially true
+    assert (by_torch[0] @ by_torch[4]) / np.linalg.norm(by_torch[0]) / np.linalg.norm(by_torch[4]) < 0.95
+    (exported,) = (tmp_path / "diarize").glob("campplus-*.onnx")
+    assert diarize.CamPlusPlusEmbedding("cpu", "auto").runtime == "onnx"
+    assert list((tmp_path / "diarize").iterdir()) == [exported]  # exported once, then read from the cache
+
+
+def test_onnx_sessions_take_the_callers_torch_threads(sample_windows: tuple[torch.Tensor, torch.Tensor]) -> None:
+    embedding = diarize.CamPlusPlusEmbedding("cpu", "onnx")
+    for threads in (1, 2):
+        with torch_threads(threads):
+            embedding(*sample_windows)
+        session = embedding.network.session(threads)
+        assert session.get_session_options().intra_op_num_threads == threads
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"

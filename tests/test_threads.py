@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -88,22 +89,42 @@ def test_fewer_threads_while_other_processes_keep_the_cores_busy() -> None:
         time.sleep(1.5)
         busy = busy_elsewhere()
         threads = adapted_threads(cores, budget=cores)
+        time.sleep(0.6)
+        overlap_while_busy = ThreadPlan(cores, overlap=True).overlap_now()
     finally:
         for burner in burners:
             burner.wait()
+    busy_elsewhere()
+    time.sleep(0.6)
     assert busy >= 0.75 * cores, f"{busy:.2f} cores busy elsewhere, {cores} burned"
+    assert not overlap_while_busy  # transcription takes its turn instead of running ahead
+    assert ThreadPlan(cores, overlap=True).overlap_now() == (cores >= 2)
     assert threads == 1
+
+
+class _BusyEveryOtherChunk(ThreadPlan):
+    """A plan on a machine that is busy every other chunk: transcription runs ahead, then takes its turn."""
+
+    asked = itertools.count()
+
+    def overlap_now(self) -> bool:
+        return next(self.asked) % 2 == 0
 
 
 @pytest.mark.slow
 def test_overlapped_stages_give_the_same_results_and_events_as_sequential(tmp_path, sample) -> None:
-    """Both runs use one thread per stage, so only the overlap differs."""
+    """The runs use one thread per stage, so only the overlap differs (the third one on a machine busy now and then)."""
     runs = {}
     options = livereview.RunOptions(
         chunk=livereview.ChunkOptions(length=10.0, min_length=5.0, max_length=15.0),
         diarize=livereview.DiarizeOptions(num_speakers=2),
     )
-    for name, plan in {"overlapped": ThreadPlan(2, overlap=True), "sequential": ThreadPlan(1, overlap=False)}.items():
+    plans = {
+        "overlapped": ThreadPlan(2, overlap=True),
+        "sequential": ThreadPlan(1, overlap=False),
+        "busy now and then": _BusyEveryOtherChunk(2, overlap=True),
+    }
+    for name, plan in plans.items():
         session = livereview.Session.create(sample["audio"], session_id=name, out_dir=tmp_path, options=options)
         recorder = livereview.RecordingSubscriber()
         session.events.subscribe(recorder, name="recorder")
@@ -112,11 +133,15 @@ def test_overlapped_stages_give_the_same_results_and_events_as_sequential(tmp_pa
         told = [(e.kind, e.stage, e.chunk_id, e.status, e.model, e.position, e.segments) for e in recorder.events]
         runs[name] = (session.segments, told, session.metrics())
         session.close()
-    (overlapped, overlapped_events, metrics), (sequential, sequential_events, _) = runs.values()
+    (overlapped, overlapped_events, metrics), (sequential, sequential_events, _), (mixed, mixed_events, _) = (
+        runs.values()
+    )
     assert metrics["chunks"] >= 3
     columns = ["segment_id", "start", "end", "text", "speaker_id", "ic_ooc", "character_tag", "status"]
     assert overlapped[columns].equals(sequential[columns])
-    assert overlapped_events == sequential_events
+    assert mixed[columns].equals(sequential[columns])
+    assert overlapped_events == sequential_events == mixed_events
+    assert next(_BusyEveryOtherChunk.asked) == metrics["chunks"]  # asked once per chunk
     stages = metrics["stage_seconds"]
     assert metrics["threads"] == {"budget": 2, "overlap": True, "transcribe": 1, "analyse": 1}
     # the transcription of each next chunk ran while the current one was diarized: stage time exceeds wall time

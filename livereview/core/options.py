@@ -98,6 +98,10 @@ class TranscribeOptions:
         return value if isinstance(value, TranscribeOptions) else cls(**value)
 
 
+#: What may run the offline speaker-embedding network (see :class:`DiarizeOptions`).
+EMBEDDING_RUNTIMES = ("auto", "onnx", "torch")
+
+
 @dataclass(frozen=True)
 class DiarizeOptions:
     """How speakers are found and linked.
@@ -126,6 +130,10 @@ class DiarizeOptions:
         online links are the better labels until the end.)
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    runtime : str
+        What runs the offline speaker-embedding network: ``"onnx"`` (ONNX Runtime, about
+        1.8 times faster on a CPU thread, the same embeddings), ``"torch"``, or ``"auto"``
+        (ONNX Runtime on the CPU, torch on a GPU).
     token : str, optional
         Model hub token for a pretrained pipeline.
     """
@@ -138,9 +146,13 @@ class DiarizeOptions:
     segmentation_step: float = 0.2
     recluster_after: int | None = 4
     device: str = "auto"
+    runtime: str = "auto"
     token: str | None = None
 
     def __post_init__(self) -> None:
+        if self.runtime not in EMBEDDING_RUNTIMES:
+            msg = f"runtime must be one of {', '.join(EMBEDDING_RUNTIMES)}; got {self.runtime!r}"
+            raise ValueError(msg)
         for name in ("num_speakers", "min_speakers", "max_speakers", "recluster_after"):
             value = getattr(self, name)
             if value is not None and value < 1:

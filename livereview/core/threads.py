@@ -8,7 +8,8 @@ count from here:
 
 - :func:`thread_budget`: the cores this process may use (or ``LIVEREVIEW_THREADS``);
 - :class:`ThreadPlan`: how a run splits them between transcription, which runs ahead
-  on its own thread, and diarization and classification;
+  on its own thread while the machine is otherwise idle, and diarization and
+  classification;
 - :func:`adapted_threads`: fewer torch threads, chunk by chunk, while other processes
   keep the cores busy (:func:`busy_elsewhere` measures them; the stages apply them with
   :func:`livereview.stages.threads.torch_threads`);
@@ -38,6 +39,8 @@ _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _PROC_STAT = Path("/proc/stat")
 #: Busy cores are measured over at least this many seconds (a shorter interval reuses the last figure).
 _MIN_INTERVAL = 0.5
+#: Transcription runs ahead beside the analysis only while at least this many of the budget's cores are free.
+OVERLAP_FREE_CORES = 1.5
 
 
 def quiet_openmp() -> None:
@@ -130,9 +133,24 @@ class ThreadPlan:
         """Torch threads for diarization and classification when the machine is otherwise idle."""
         return self.budget - self.transcribe if self.overlap else self.budget
 
-    def analysis_threads(self) -> int:
-        """Torch threads for the next chunk's diarization and classification: fewer while the machine is busy."""
-        return adapted_threads(self.analyse, reserved=self.transcribe if self.overlap else 0, budget=self.budget)
+    def overlap_now(self) -> bool:
+        """Whether the next chunk is transcribed beside this one's analysis now: not while the machine is busy.
+
+        With other processes on the cores, a thread of ours running ahead takes a core
+        from them, and they and we both slow down more than by taking turns (on two
+        cores beside a busy torch process: it 3.7 times slower, sharing the machine).
+        """
+        return self.overlap and self.budget - busy_elsewhere() >= OVERLAP_FREE_CORES
+
+    def analysis_threads(self, *, beside_transcription: bool = False) -> int:
+        """Torch threads for a chunk's diarization and classification: fewer while the machine is busy.
+
+        ``beside_transcription``: the next chunk is being transcribed meanwhile (its
+        threads are left to it).
+        """
+        if beside_transcription:
+            return adapted_threads(self.analyse, reserved=self.transcribe, budget=self.budget)
+        return adapted_threads(self.budget, budget=self.budget)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as stored in a run's metrics."""

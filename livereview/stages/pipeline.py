@@ -4,7 +4,8 @@ For each chunk the stages run in order and each one reports through the
 :class:`RunSink` it is given, so rows appear seconds after the start and fill in
 (speaker, IC/OOC) chunk by chunk. With two threads or more, the next chunk is read
 and transcribed on a thread of its own while the current one is diarized and
-classified (see :class:`~livereview.core.threads.ThreadPlan`); its events are told
+classified, unless other processes keep the cores busy (see
+:class:`~livereview.core.threads.ThreadPlan`); its events are told
 once the current chunk is done, so the events come in the same order either way.
 A final global pass reclusters all speakers and reports the segments it relabels.
 The pipeline holds no reference to a session: the sink is its only way out
@@ -224,13 +225,20 @@ class _Transcription:
     segments: list[Segment]
     elapsed: float
     damage: list[Damage]
+    #: The next chunk is being read and transcribed while this one is analysed.
+    ahead: bool = False
 
 
 def _transcriptions(
-    chunks: Iterator[Chunk], transcribe: Callable[[Chunk], list[Segment]], found: list[Damage], *, ahead: bool
+    chunks: Iterator[Chunk],
+    transcribe: Callable[[Chunk], list[Segment]],
+    found: list[Damage],
+    *,
+    ahead: Callable[[], bool] | None,
 ) -> Iterator[_Transcription]:
-    """Read and transcribe chunk after chunk; ``ahead``: the next one on a thread of its own meanwhile.
+    """Read and transcribe chunk after chunk; the next one on a thread of its own meanwhile while ``ahead()`` says so.
 
+    ``ahead`` is asked before each chunk is handed out (None: never ahead, no thread).
     ``found`` collects damage while the audio is read (on whichever thread reads it); each
     transcription carries what was found up to it, so it is told in the same place either way.
     The last item has no chunk and carries the damage found after the last chunk.
@@ -244,7 +252,7 @@ def _transcriptions(
         found.clear()
         return _Transcription(chunk, segments, time.perf_counter() - started, damage)
 
-    if not ahead:
+    if ahead is None:
         while (item := read_and_transcribe()).chunk is not None:
             yield item
         yield item
@@ -253,8 +261,13 @@ def _transcriptions(
     try:
         pending = reader.submit(read_and_transcribe)
         while (item := pending.result()).chunk is not None:
-            pending = reader.submit(read_and_transcribe)
-            yield item
+            item.ahead = ahead()
+            if item.ahead:
+                pending = reader.submit(read_and_transcribe)
+                yield item
+            else:  # in turn: the next read starts once this chunk is analysed
+                yield item
+                pending = reader.submit(read_and_transcribe)
         yield item
     finally:  # closed early (the run failed): a read still waiting for a followed recording ends on its own
         reader.shutdown(wait=False, cancel_futures=True)
@@ -333,7 +346,10 @@ def run_pipeline(
             else chunk_audio(audio, sink.options.chunk, first_chunk_id=saved.next_chunk_id, start=start)
         )
         transcriptions = _transcriptions(
-            chunks, lambda chunk: models.transcriber.transcribe(chunk, sink.session_id), found, ahead=plan.overlap
+            chunks,
+            lambda chunk: models.transcriber.transcribe(chunk, sink.session_id),
+            found,
+            ahead=plan.overlap_now if plan.overlap else None,
         )
         with closing(transcriptions):
             for transcription in transcriptions:
@@ -343,13 +359,14 @@ def run_pipeline(
                 chunk = transcription.chunk
                 if chunk is None:
                     break
-                with torch_threads(plan.analysis_threads()):
+                threads = plan.analysis_threads(beside_transcription=transcription.ahead)
+                with torch_threads(threads):
                     chunk_segments, chunk_speakers = _process_chunk(sink, models, clock, chunk, transcription)
                 segments += chunk_segments
                 speakers.append(chunk_speakers)
                 diarize = sink.options.diarize
                 if diarize.speaker_limit and recluster_due(diarize.recluster_after, len(speakers)):
-                    with torch_threads(plan.analysis_threads()):
+                    with torch_threads(threads):
                         _global_pass(sink, models, clock, segments, speakers, stage="recluster")
                     models.diarizer.adopt(speakers)
                 end = chunk.end

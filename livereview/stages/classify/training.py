@@ -11,8 +11,6 @@ adapters and :data:`MODEL_VERSION`.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -24,13 +22,12 @@ import pandas as pd
 from livereview.core.jsonl import numbered_json_lines
 from livereview.core.party import Character, Party
 from livereview.core.segments import IC_OOC_LABELS, SEGMENT_TYPES
+from livereview.stages.cache import cache_dir, write_atomically
 from livereview.stages.classify.features import FEATURE_NAMES, MODEL_NAME, NEIGHBOUR_WEIGHT, SentenceEncoder, features
 
 #: Bump when features, training or the data change in a way that invalidates cached heads.
 MODEL_VERSION = "2.0"
 TRAINING_DATA = Path(str(files("livereview").joinpath("data", "tabletop_utterances.jsonl")))
-#: Environment variable naming the cache folder (default ``~/.cache/livereview``).
-CACHE_DIR_VARIABLE = "LIVEREVIEW_CACHE_DIR"
 
 
 # ---------------------------------------------------------------- heads
@@ -193,12 +190,6 @@ class TrainingSet:
 # ---------------------------------------------------------------- disk cache
 
 
-def cache_dir() -> Path:
-    """Where fitted heads are cached: ``$LIVEREVIEW_CACHE_DIR`` or ``~/.cache/livereview``."""
-    configured = os.environ.get(CACHE_DIR_VARIABLE)
-    return Path(configured) if configured else Path.home() / ".cache" / "livereview"
-
-
 def cache_path(data_path: Path, *, inputs: Sequence[Path] = ()) -> Path:
     """The cache file for heads fitted on ``data_path`` (and the other files in ``inputs``).
 
@@ -269,15 +260,7 @@ def save_heads(path: Path, ic_head: LinearHead, type_head: LinearHead, training:
         y_type=training.segment_type.astype(str),
         weights=training.weights,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
-        temporary = Path(handle.name)
-        try:
-            np.savez_compressed(handle, **arrays)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    temporary.replace(path)
+    write_atomically(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def load_heads(path: Path) -> tuple[LinearHead, LinearHead, TrainingSet]:

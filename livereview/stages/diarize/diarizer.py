@@ -42,7 +42,9 @@ class Diarizer:
     def __init__(self, options: DiarizeOptions | dict[str, Any] | None = None) -> None:
         self.options = DiarizeOptions.from_value(options)
         if self.options.pipeline == OFFLINE_DIARIZATION:
-            self.pipeline = load_offline_pipeline(self.options.segmentation_step, self.options.device)
+            self.pipeline = load_offline_pipeline(
+                self.options.segmentation_step, self.options.device, self.options.runtime
+            )
             self.model_id = "pyannote:segmentation-3.0+campplus"
         else:
             self.pipeline = load_pretrained_pipeline(self.options.pipeline, self.options.token, self.options.device)
