@@ -62,6 +62,7 @@ from livereview.stages.pipeline import Models
 from livereview.stages.threads import torch_threads
 
 LONG = "35-minute session"
+PARTS = ["speed", "sharing", "runtimes"]
 AMI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-dev"
 #: A CPU-bound neighbour: torch matrix products with torch's default threads, counting them as it goes.
 COMPETITOR = """
@@ -307,16 +308,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs for the median figures (default 3)")
     parser.add_argument("--quick", action="store_true", help="leave out the 35-minute session")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=PARTS,
+        help="what to measure: speed and accuracy per recording set, sharing the machine, embedding runtimes",
+    )
+    parser.add_argument("--sets", nargs="+", help="recording sets for the speed part (default: all)")
     args = parser.parse_args()
     machine = platform.processor() or platform.machine()
     print(f"machine: {machine}, {available_cores()} cores usable, Python {platform.python_version()}")
     plans = {"default": ThreadPlan.for_run(), "stages in turn": ThreadPlan.for_run(overlap=False)}
     for label, plan in plans.items():
         print(f"plan {label!r}: {plan.to_dict()}")
-    for name, set_recordings in recordings(args.quick).items():
-        bench_set(name, set_recordings, args.repeats, plans)
-    bench_sharing(plans)
-    bench_embedding_runtimes()
+    if "speed" in args.parts:
+        for name, set_recordings in recordings(args.quick).items():
+            if args.sets is None or name in args.sets:
+                bench_set(name, set_recordings, args.repeats, plans)
+    if "sharing" in args.parts:
+        bench_sharing(plans)
+    if "runtimes" in args.parts:
+        bench_embedding_runtimes()
 
 
 if __name__ == "__main__":
