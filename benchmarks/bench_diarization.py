@@ -16,8 +16,10 @@ DER (pyannote.metrics: no collar, overlap scored, the UEM where there is one) of
   each given the reference speaker it overlaps most, so only the segmentation's errors
   are left;
 
-the online DER (each segment with the speaker it had when its chunk was diarized, against
-the same segments after the global pass: one speaker per segment both ways), how many
+the online DER of the turns (each with the speaker it had when its chunk completed, told
+by the ``chunk_completed`` event, against the final turns), and of the segments (each segment
+with the speaker it had when its chunk was diarized, against the same segments after the
+global pass: one speaker per segment both ways), how many
 segment labels the reclusterings during the run and the global pass changed more than 2
 minutes after that speaker was first heard, the number of speakers found against the
 truth, per file, and the word-level speaker
@@ -59,9 +61,14 @@ def annotation(turns: list[tuple[float, float, str]], uri: str) -> Annotation:
 
 
 def online_labels(events: list, view: pd.DataFrame, uri: str) -> dict[str, Annotation | int]:
-    """Segments as labelled when their chunk was diarized and after the global pass; late relabels."""
-    online, current, first_heard, late = {}, {}, {}, 0
+    """Segments as labelled when their chunk was diarized and after the global pass; late relabels.
+
+    Also the turns as labelled when their chunk completed (from its ``chunk_completed`` event).
+    """
+    online, current, first_heard, late, online_turns = {}, {}, {}, 0, []
     for event in events:
+        if event.kind == "chunk_completed":
+            online_turns += [tuple(turn) for turn in event.data["turns"]]
         if event.kind != "update":
             continue
         for row in event.segments:
@@ -79,6 +86,7 @@ def online_labels(events: list, view: pd.DataFrame, uri: str) -> dict[str, Annot
     final = [(r.start, r.end, r.speaker_id) for r in view.itertuples() if isinstance(r.speaker_id, str)]
     return {
         "online": annotation(list(online.values()), uri),
+        "online turns": annotation(online_turns, uri),
         "segments": annotation(final, uri),
         "late_relabels": late,
         "labelled": len(online),
@@ -193,6 +201,7 @@ _KINDS = {
     "turns": "livereview turns",
     "export": "RTTM export",
     "oracle": "oracle-clustering floor",
+    "online turns": "online turns (as labelled when their chunk completed)",
     "online": "online (segments at diarization time)",
     "segments": "segments after the global pass",
 }

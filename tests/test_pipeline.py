@@ -71,6 +71,17 @@ def test_events_stream_chunk_by_chunk_in_order(sample_session) -> None:
     completed = [i for i, e in enumerate(received) if e.kind == events.CHUNK_COMPLETED]
     transcribed = [i for i, e in enumerate(received) if e.kind == events.SEGMENTS]
     assert completed and transcribed[0] < completed[0]
+    # each completed chunk tells its speaker turns as they stand then, inside its own span
+    chunk_start, diarized_speakers = 0.0, {}
+    for event in received:
+        if event.kind == events.UPDATE and event.stage == "diarize":
+            diarized_speakers[event.chunk_id] = {row.speaker_id for row in event.segments if row.speaker_id}
+        if event.kind != events.CHUNK_COMPLETED:
+            continue
+        turns = event.data["turns"]
+        assert turns and all(chunk_start <= start < end <= event.position for start, end, _ in turns)
+        assert diarized_speakers[event.chunk_id] <= {speaker for _, _, speaker in turns}
+        chunk_start = event.position
     # the event log on disk holds the same stream
     assert [e.seq for e in sample_session.event_log()] == [e.seq for e in received]
 

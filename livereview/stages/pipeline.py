@@ -429,7 +429,7 @@ def _process_chunk(
         chunk_id=chunk.chunk_id,
         elapsed=sum(timings.values()),
         position=chunk.end,
-        data={"timings": timings, "segments": len(segments)},
+        data={"timings": timings, "segments": len(segments), "turns": [list(t) for t in speakers.speaker_turns()]},
     )
     return segments, speakers
 
