@@ -102,10 +102,10 @@ class ThreadPlan:
     With two threads or more, transcription of the next chunk runs on its own thread
     while the current chunk is diarized and classified (``overlap``): half the budget
     each, rounded in favour of diarization; chunk by chunk, only while other processes
-    leave the cores free (:meth:`overlap_now`), else the stages take turns. With one thread, stages run one after the
-    other and each gets it. Single-threaded stages side by side beat two-threaded stages
-    in turn on two cores: a model's threads no longer wait for each other at every
-    operation, on a busy machine least of all.
+    leave the cores free (:meth:`overlap_now`), else the stages take turns. With one
+    thread, stages run one after the other and each gets it. Single-threaded stages
+    side by side beat two-threaded stages in turn on two cores: a model's threads no
+    longer wait for each other at every operation, on a busy machine least of all.
 
     Attributes
     ----------

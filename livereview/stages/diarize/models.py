@@ -7,7 +7,7 @@ these functions, when diarization first runs (the import takes several seconds).
 
 On the CPU the CAM++ network runs in ONNX Runtime: exported once into the cache
 (:mod:`livereview.stages.cache`), it gives the same embeddings (cosine 1.0000 on the
-demo's inputs) in 0.55 of torch's time on one thread, and the embeddings are most of
+demo's inputs) in 0.57 of torch's time on one thread, and the embeddings are most of
 the diarization's cost. The segmentation model stays in torch: ONNX Runtime was no
 faster on it.
 """
