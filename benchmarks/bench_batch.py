@@ -49,7 +49,9 @@ for hour in range(1, int(done[-1][0] // 3600) + 2):
         previous = within[-1]
 session.close()
 print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "factors": metrics["real_time_factors"], "segments": metrics["segments"], "hourly": hourly}))
+                  "factors": metrics["real_time_factors"], "stage_seconds": metrics["stage_seconds"],
+                  "audio_seconds": metrics["audio_seconds"], "segments": metrics["segments"], "hourly": hourly,
+                  "session": str(session.directory)}))
 """
 
 _OPEN_AND_PAINT = """
@@ -111,24 +113,33 @@ def bench_batch(folder: Path, recordings: int, seconds: float) -> None:
         )
 
 
-def bench_long(hours: float, *, reuse: bool) -> None:
-    """Run a long session into ``benchmarks/.cache/`` (kept with its figures), then open it and paint the review."""
-    name = f"long-{hours:g}h"
+def long_session(hours: float, *, reuse: bool) -> dict:
+    """A session of the demo repeated for ``hours``, run in a process of its own into ``benchmarks/.cache/``.
+
+    Returns the run's figures (kept beside it: ``reuse`` takes them instead of running again):
+    wall seconds, peak RSS, real-time factors, stage seconds, the session's directory.
+    """
+    name = f"long-{round(hours * 60)}min"
     figures = CACHE / f"{name}.json"
     if not (reuse and figures.is_file()):
         repeats = int(np.ceil(hours * 3600 / probe(demo_audio_path()).duration))
         recording = repeated_demo(repeats, seconds=hours * 3600, path=CACHE / f"{name}.flac")
         shutil.rmtree(CACHE / "long" / name, ignore_errors=True)
         run = subprocess.run(
-            [sys.executable, "-c", _LONG_RUN, str(recording), str(CACHE / "long")],
+            [sys.executable, "-c", _LONG_RUN, str(recording), str(CACHE / "long" / name)],
             capture_output=True,
             text=True,
             check=True,
         )
         figures.write_text(run.stdout.strip().splitlines()[-1])
-    result = json.loads(figures.read_text())
+    return json.loads(figures.read_text())
+
+
+def bench_long(hours: float, *, reuse: bool) -> None:
+    """Run a long session (or reuse it), then open it and paint the review."""
+    result = long_session(hours, reuse=reuse)
     paint = subprocess.run(
-        [sys.executable, "-c", _OPEN_AND_PAINT, str(CACHE / "long" / name)],
+        [sys.executable, "-c", _OPEN_AND_PAINT, result["session"]],
         capture_output=True,
         text=True,
         check=True,

@@ -25,6 +25,12 @@ minutes after that speaker was first heard, the number of speakers found against
 truth, per file, and the word-level speaker
 accuracy (``session.words()``: each word's speaker against the reference speaker at its
 midpoint, best one-to-one mapping; a mean over the set's files weighted by words).
+
+With ``--long``, also the demo repeated to 35 minutes and to one hour (4 speakers given),
+each run in a process of its own (kept in ``benchmarks/.cache/``, ``--reuse-long`` takes
+the kept runs): the run's peak RSS, the final pass's seconds per audio hour on both and
+how much more the hour costs, and the final turns' DER against the demo's reference
+repeated.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import torch
+from bench_batch import long_session  # benchmarks/bench_batch.py
 from bench_pipeline import Recording, recordings  # benchmarks/bench_pipeline.py
 from pyannote.core import Annotation
 from pyannote.core import Segment as Span
@@ -43,9 +50,10 @@ from pyannote.database.util import load_rttm
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 import livereview
+from livereview.demo import demo_audio_path, demo_rttm_path
 from livereview.review.attribution import word_speaker_accuracy
 from livereview.review.run import run_session
-from livereview.stages.audio import SAMPLE_RATE, iter_audio
+from livereview.stages.audio import SAMPLE_RATE, iter_audio, probe
 from livereview.stages.diarize.models import load_offline_pipeline
 from livereview.stages.pipeline import Models
 
@@ -154,12 +162,50 @@ def livereview_run(
     return result
 
 
+def repeated_reference(times: int, seconds: float) -> Annotation:
+    """The demo's reference turns ``times`` over, cut at ``seconds``, as :func:`repeated_demo` builds the audio."""
+    demo, length = next(iter(load_rttm(str(demo_rttm_path())).values())), probe(demo_audio_path()).duration
+    result = Annotation(uri="repeated demo")
+    for copy in range(times):
+        for turn, track, label in demo.itertracks(yield_label=True):
+            start, end = turn.start + copy * length, min(turn.end + copy * length, seconds)
+            if end > start:
+                result[Span(start, end), (copy, track)] = label
+    return result
+
+
+def bench_long(reuse: bool) -> None:
+    """Final-pass cost per audio hour and peak RSS on 35 minutes and on one hour of the demo repeated."""
+    figures = {}
+    for minutes in (35, 60):
+        run = long_session(minutes / 60, reuse=reuse)
+        session = livereview.open_session(run["session"])
+        turns = session.diarization()
+        session.close()
+        audio = run["audio_seconds"]
+        times = int(np.ceil(audio / probe(demo_audio_path()).duration))
+        der = DiarizationErrorRate(collar=0.0, skip_overlap=False)(
+            repeated_reference(times, audio), annotation(list(turns.itertuples(index=False, name=None)), "long")
+        )
+        per_hour = run["stage_seconds"].get("global", 0.0) * 3600 / audio
+        figures[minutes] = per_hour
+        print(
+            f"demo repeated to {minutes} min ({len(turns)} turns): peak RSS {run['rss_mb']:.0f} MB (target < 3000), "
+            f"final pass {run['stage_seconds'].get('global', 0.0):.2f} s = {per_hour:.2f} s per audio hour, "
+            f"reclusters during the run {run['stage_seconds'].get('recluster', 0.0):.2f} s, turns DER {der:.3f}"
+        )
+    more = 100 * (figures[60] / figures[35] - 1)
+    print(f"final pass per audio hour, 1 h against 35 min: {more:+.0f}% (target <= +20%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="*", default=["sample", "demo", "ami-dev"])
     parser.add_argument(
         "--recluster-after", type=int, default=4, help="chunks before the first recluster during the run (0: none)"
     )
+    parser.add_argument("--long", action="store_true", help="also the 35-minute and 1-hour sessions")
+    parser.add_argument("--reuse-long", action="store_true", help="take the long runs kept by an earlier --long")
     args = parser.parse_args()
     sets = {name: found for name, found in recordings(quick=True).items() if name in args.sets}
     truth = {"sample": 2, "demo": 4}
@@ -194,6 +240,8 @@ def main() -> None:
                     f"  speakers (true/livereview/pyannote): {found}; livereview within one of the truth "
                     f"on {within} of {len(counts)}"
                 )
+    if args.long or args.reuse_long:
+        bench_long(args.reuse_long)
 
 
 _KINDS = {

@@ -45,7 +45,8 @@ def test_segment_table_has_every_column_and_final_statuses(sample_session) -> No
     assert len(table) >= 3
     assert table["segment_id"].is_unique
     assert (table["start"] < table["end"]).all()
-    assert set(table["speaker_id"]) <= {"SPEAKER_00", "SPEAKER_01"}
+    assert table["speaker_id"].nunique() <= 2  # the count given; names keep the numbers the run gave them
+    assert table["speaker_id"].str.fullmatch(r"SPEAKER_\d\d").all()
     assert table["ic_ooc"].isin(["IC", "OOC", "MIXED"]).all()
     assert table["status"].isin(["classified", "needs attention"]).all()
     assert table["asr_model"].eq("faster-whisper:tiny.en").all()

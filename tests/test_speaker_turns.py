@@ -17,9 +17,10 @@ import livereview
 from livereview.core.turns import ChunkSpeakers
 from livereview.demo import demo_audio_path, demo_rttm_path
 from livereview.review.attribution import word_speaker_accuracy
+from livereview.stages.diarize import speakers as clustering
 from livereview.stages.diarize.diarizer import owned_turns
 from livereview.stages.diarize.speakers import SpeakerRegistry
-from livereview.stages.pipeline import recluster_due
+from livereview.stages.pipeline import recluster_due, recluster_now
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +122,7 @@ def test_reclustering_during_the_run_comes_at_doubling_chunk_counts() -> None:
 def test_the_registry_adopts_reclustered_labels_and_never_reuses_a_name() -> None:
     east, west, north = np.eye(3, dtype=np.float32)
     chunk = ChunkSpeakers(0, [(0.0, 2.0, "A"), (2.0, 4.0, "B")], np.stack([east, west]), ["SPEAKER_02", "SPEAKER_00"])
-    registry = SpeakerRegistry(None, link_threshold=0.7)
+    registry = SpeakerRegistry(link_threshold=0.7)
     registry.adopt([chunk])
     later = ChunkSpeakers(1, [(4.0, 6.0, "A"), (6.0, 8.0, "B"), (8.0, 9.0, "C")], np.stack([west, east, north]))
     registry.link(later)
@@ -130,13 +131,45 @@ def test_the_registry_adopts_reclustered_labels_and_never_reuses_a_name() -> Non
 
 def test_live_labels_are_reclustered_during_the_run(demo_session: livereview.Session) -> None:
     events = demo_session.event_log()
-    passes = [e.stage for e in events if e.kind == "stage_completed" and e.stage in ("recluster", "global")]
-    chunks = len(demo_session.chunks)
-    assert passes == ["recluster"] * sum(recluster_due(4, n) for n in range(1, chunks + 1)) + ["global"]
-    assert passes.count("recluster") >= 1
-    after = [e.seq for e in events if e.kind == "chunk_completed" and e.chunk_id == 3]
-    first = next(e.seq for e in events if e.stage == "recluster")
-    assert after and first > after[0]  # right after the fourth chunk
+    reclustered_after, chunks_done, passes = set(), 0, []
+    for event in events:
+        if event.kind == "chunk_completed":
+            chunks_done += 1
+        elif event.kind == "stage_completed" and event.stage in ("recluster", "global"):
+            passes.append(event.stage)
+            reclustered_after |= {chunks_done} if event.stage == "recluster" else set()
+    assert passes[-1] == "global" and "global" not in passes[:-1]
+    scheduled = {n for n in range(1, chunks_done + 1) if recluster_due(4, n)}
+    assert scheduled and scheduled <= reclustered_after  # right after the fourth chunk, the eighth, ...
+
+
+def test_a_new_voice_past_the_speaker_count_is_linked_as_new_and_reclustered_at_once() -> None:
+    east, west, north = np.eye(3, dtype=np.float32)
+    registry = SpeakerRegistry(link_threshold=0.7)
+    chunk = ChunkSpeakers(0, [(0.0, 2.0, "A"), (2.0, 4.0, "B"), (4.0, 5.0, "C")], np.stack([east, west, north]))
+    registry.link(chunk)
+    assert chunk.speakers == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]  # not forced onto a known voice
+    bounded = livereview.DiarizeOptions(num_speakers=2, recluster_after=4)
+    assert recluster_now(bounded, chunks=1, speakers=3)
+    assert not recluster_now(bounded, chunks=3, speakers=2)
+    assert recluster_now(bounded, chunks=4, speakers=2)
+    assert not recluster_now(livereview.DiarizeOptions(recluster_after=4), chunks=4, speakers=9)
+    assert not recluster_now(livereview.DiarizeOptions(num_speakers=2, recluster_after=None), chunks=4, speakers=3)
+
+
+#: Online DER of the demo's turns as labelled when their chunk completed (4 speakers given):
+#: measured 0.107 (0.218 when the links were forced onto the count, before reclustering then).
+ONLINE_DEMO_DER = 0.12
+
+
+def test_live_labels_on_the_demo_are_close_to_the_final_ones(demo_session: livereview.Session) -> None:
+    online = Annotation()
+    for event in demo_session.event_log():
+        if event.kind == "chunk_completed":
+            for start, end, speaker in event.data["turns"]:
+                online[Span(start, end), len(online)] = speaker
+    reference = next(iter(load_rttm(str(demo_rttm_path())).values()))
+    assert _der(reference, online) <= ONLINE_DEMO_DER
 
 
 #: Without a speaker count or party: DER and speakers found (measured 0.071 with 2 on the sample,
@@ -155,3 +188,51 @@ def test_without_a_count_the_speakers_found_are_the_voices_heard(which: str, sam
     assert session.options.diarize.speaker_limit is None
     assert abs(turns["speaker_id"].nunique() - voices) <= 1
     assert _der(reference, _annotation(turns)) <= highest_der
+
+
+def test_a_long_session_clusters_a_spread_of_its_turns_and_the_rest_join_the_nearest(
+    demo_session: livereview.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = demo_session.speaker_chunks()
+    options = demo_session.options.diarize
+    usable = sum(int(chunk.usable().sum()) for chunk in chunks)
+    whole = clustering.recluster(chunks, options)
+    monkeypatch.setattr(clustering, "MAX_CLUSTERED_TURNS", usable // 3)
+    spread = clustering.recluster(chunks, options)
+    durations = [end - start for chunk in chunks for start, end, _ in chunk.turns]
+    agreeing = [a == b for chunk in chunks for a, b in zip(whole[chunk.chunk_id], spread[chunk.chunk_id], strict=True)]
+    assert np.average(agreeing, weights=durations) >= 0.9
+    relabelled = pd.DataFrame(
+        [(s, e, name) for chunk in chunks for (s, e, _), name in zip(chunk.turns, spread[chunk.chunk_id], strict=True)],
+        columns=["start", "end", "speaker_id"],
+    )
+    reference = next(iter(load_rttm(str(demo_rttm_path())).values()))
+    assert _der(reference, _annotation(relabelled)) <= 0.12
+
+
+def test_a_recluster_during_the_run_appends_what_it_changed_and_readers_take_the_last(
+    demo_session: livereview.Session, tmp_path: Path
+) -> None:
+    session = copy_session(demo_session, tmp_path)
+    follower = livereview.open_session(session.directory)
+    segment = session.segment_list()[0]
+    chunk = next(c for c in session.speaker_chunks() if c.chunk_id == segment.chunk_id)
+    lines = (
+        len(session.paths.segments.read_text().splitlines()),
+        len(session.paths.diarization.read_text().splitlines()),
+    )
+    segment.speaker_id = "SPEAKER_09"
+    revised = ChunkSpeakers(chunk.chunk_id, chunk.turns, chunk.embeddings, ["SPEAKER_09"] * len(chunk.turns))
+    session._store.append_revisions([segment], [revised])
+    after = (
+        len(session.paths.segments.read_text().splitlines()),
+        len(session.paths.diarization.read_text().splitlines()),
+    )
+    assert after == (lines[0] + 1, lines[1] + 1)  # appended, not rewritten
+    follower._store.refresh()
+    for reader in (livereview.open_session(session.directory), follower):
+        assert {s.segment_id: s for s in reader.segment_list()}[segment.segment_id].speaker_id == "SPEAKER_09"
+        read = next(c for c in reader.speaker_chunks() if c.chunk_id == chunk.chunk_id)
+        assert set(read.speakers) == {"SPEAKER_09"}
+        assert len(reader.speaker_chunks()) == len(demo_session.speaker_chunks())
+        assert len(reader.segment_list()) == len(demo_session.segment_list())

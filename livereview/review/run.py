@@ -85,6 +85,9 @@ class SessionSink:
     def revise_speakers(self, segments: list[Segment], speakers: list[ChunkSpeakers]) -> None:
         self._store.replace_results(segments, speakers=speakers)
 
+    def keep_revisions(self, segments: list[Segment], speakers: list[ChunkSpeakers]) -> None:
+        self._store.append_revisions(segments, speakers)
+
     def set_status(self, status: str, **values: Any) -> None:
         self._store.update_metadata(status=status, **values)
 

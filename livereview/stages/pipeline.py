@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from livereview.core import events
-from livereview.core.options import FollowOptions, RunOptions
+from livereview.core.options import DiarizeOptions, FollowOptions, RunOptions
 from livereview.core.party import Party
 from livereview.core.saved import COMPLETE, PARTIAL, SavedRun
 from livereview.core.segments import CLASSIFIED, DIARIZED, TRANSCRIBED, Segment
@@ -86,6 +86,9 @@ class RunSink(Protocol):
 
     def revise_speakers(self, segments: list[Segment], speakers: list[ChunkSpeakers]) -> None:
         """Store the global pass: every segment and chunk diarization after reclustering."""
+
+    def keep_revisions(self, segments: list[Segment], speakers: list[ChunkSpeakers]) -> None:
+        """Store what a recluster during the run changed: these segments and chunk diarizations."""
 
     def set_status(self, status: str, **values: Any) -> None:
         """Record the run status (and models, errors)."""
@@ -364,8 +367,7 @@ def run_pipeline(
                     chunk_segments, chunk_speakers = _process_chunk(sink, models, clock, chunk, transcription)
                 segments += chunk_segments
                 speakers.append(chunk_speakers)
-                diarize = sink.options.diarize
-                if diarize.speaker_limit and recluster_due(diarize.recluster_after, len(speakers)):
+                if recluster_now(sink.options.diarize, len(speakers), len(models.diarizer.speakers())):
                     with torch_threads(threads):
                         _global_pass(sink, models, clock, segments, speakers, stage="recluster")
                     models.diarizer.adopt(speakers)
@@ -434,6 +436,16 @@ def _process_chunk(
     return segments, speakers
 
 
+def recluster_now(options: DiarizeOptions, chunks: int, speakers: int) -> bool:
+    """Whether a bounded run reclusters after ``chunks`` chunks, its links having found ``speakers`` speakers.
+
+    On the schedule of :func:`recluster_due`, and whenever the links have found more
+    speakers than the bound allows; never when ``options.recluster_after`` is None.
+    """
+    limit, first = options.speaker_limit, options.recluster_after
+    return bool(limit and first) and (speakers > limit or recluster_due(first, chunks))
+
+
 def recluster_due(first: int | None, chunks: int) -> bool:
     """Whether a run that has ``chunks`` chunks reclusters now: at ``first``, then each time the count doubles."""
     if not first or chunks < first:
@@ -461,15 +473,20 @@ def _global_pass(
         for segment in segments:
             by_chunk[segment.chunk_id].append(segment)
         changed: list[Segment] = []
+        relabelled: list[ChunkSpeakers] = []
         for chunk in speakers:
             if new_speakers.get(chunk.chunk_id, chunk.speakers) == chunk.speakers:
                 continue
             chunk.speakers = new_speakers[chunk.chunk_id]
+            relabelled.append(chunk)
             before = {s.segment_id: s.speaker_id for s in by_chunk[chunk.chunk_id]}
             assign_speakers(by_chunk[chunk.chunk_id], chunk.speaker_turns(), models.diarizer.model_id)
             changed += [s for s in by_chunk[chunk.chunk_id] if s.speaker_id != before[s.segment_id]]
         # the sink holds these same segment objects: the classifier's context shows the new speakers
         classify_segments(models.classifier, sink.classification_frame(changed), sink.party, changed)
-        sink.revise_speakers(segments, speakers)
+        if stage == "global":
+            sink.revise_speakers(segments, speakers)
+        else:
+            sink.keep_revisions(changed, relabelled)
         step.tell(events.UPDATE, changed, status="revised", model=models.diarizer.model_id)
         step.data["revised"] = len(changed)

@@ -99,11 +99,9 @@ class SessionStore:
             self._chunks += sorted((r for r in chunks if r["chunk_id"] not in known), key=lambda r: r["chunk_id"])
             done = {record["chunk_id"] for record in self._chunks}
             self._segments.update((s.segment_id, s) for s in self._unfinished_segments if s.chunk_id in done)
-            diarized = {chunk.chunk_id for chunk in self._speakers}
-            self._speakers += sorted(
-                (c for c in self._unfinished_speakers if c.chunk_id in done and c.chunk_id not in diarized),
-                key=lambda c: c.chunk_id,
-            )
+            finished = {c.chunk_id: c for c in self._unfinished_speakers if c.chunk_id in done}  # the last counts
+            self._speakers = [finished.pop(chunk.chunk_id, chunk) for chunk in self._speakers]
+            self._speakers += sorted(finished.values(), key=lambda c: c.chunk_id)
             self._unfinished_segments = [s for s in self._unfinished_segments if s.chunk_id not in done]
             self._unfinished_speakers = [c for c in self._unfinished_speakers if c.chunk_id not in done]
 
@@ -225,6 +223,20 @@ class SessionStore:
                 rewrite_jsonl(self.paths.diarization, (s.to_record() for s in self._speakers))
             if speaker_map is not None:
                 self.set_speaker_map(speaker_map)
+
+    def append_revisions(self, segments: list[Segment], speakers: list[ChunkSpeakers]) -> None:
+        """Revised base segments and chunks' diarization of done chunks, appended to their files.
+
+        What a recluster during the run changes: appending costs what changed, not the
+        session's length; a reader takes the last record of each segment and chunk, and the
+        global pass at the end writes the files whole again (:meth:`replace_results`).
+        """
+        with self._lock:
+            self._segments.update((s.segment_id, s) for s in segments)
+            replaced = {chunk.chunk_id: chunk for chunk in speakers}
+            self._speakers = [replaced.get(chunk.chunk_id, chunk) for chunk in self._speakers]
+            append_jsonl(self.paths.diarization, (chunk.to_record() for chunk in speakers))
+            append_jsonl(self.paths.segments, (s.to_dict() for s in segments), sync=True)
 
     # -- internals -------------------------------------------------------------------------
 

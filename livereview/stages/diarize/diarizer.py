@@ -50,7 +50,7 @@ class Diarizer:
             self.pipeline = load_pretrained_pipeline(self.options.pipeline, self.options.token, self.options.device)
             self.model_id = f"pyannote:{self.options.pipeline}"
         self.embedding = self.pipeline._embedding
-        self.registry = SpeakerRegistry(self.options.speaker_limit, self.options.link_threshold)
+        self.registry = SpeakerRegistry(self.options.link_threshold)
 
     def diarize(self, chunk: Chunk) -> ChunkSpeakers:
         """Find the speaker turns of ``chunk`` and name each turn's session speaker."""
@@ -99,12 +99,16 @@ class Diarizer:
             embeddings[index] = self.embedding(torch.from_numpy(audio[first:last])[None, None])[0]
         return embeddings
 
+    def speakers(self) -> list[str]:
+        """The session speakers the links have found so far."""
+        return list(self.registry.names)
+
     def adopt(self, chunks: list[ChunkSpeakers]) -> None:
         """Link the next chunks to the speakers of ``chunks`` as they are labelled now (after a recluster)."""
         self.registry.adopt(chunks)
 
     def restore(self, chunks: list[ChunkSpeakers]) -> None:
         """Rebuild the speaker registry from chunks diarized before a resume."""
-        self.registry = SpeakerRegistry(self.options.speaker_limit, self.options.link_threshold)
+        self.registry = SpeakerRegistry(self.options.link_threshold)
         for chunk in chunks:
             self.registry.link(chunk)

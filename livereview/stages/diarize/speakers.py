@@ -38,10 +38,15 @@ def _fresh_names(taken: set[str]) -> Iterator[str]:
 
 
 class SpeakerRegistry:
-    """The session's speakers, a running centroid each, grown turn by turn as chunks arrive."""
+    """The session's speakers, a running centroid each, grown turn by turn as chunks arrive.
 
-    def __init__(self, limit: int | None, link_threshold: float) -> None:
-        self.limit = limit
+    A turn unlike every known speaker starts a new one even past a given speaker count:
+    forcing it onto the nearest known speaker mislabels the player who speaks first late
+    (online DER of the demo's turns 0.218 forced, 0.107 free); a bounded run reclusters
+    as soon as the links find more speakers than the bound.
+    """
+
+    def __init__(self, link_threshold: float) -> None:
         self.link_threshold = link_threshold
         self.names: list[str] = []
         self._sums: list[np.ndarray] = []
@@ -55,8 +60,7 @@ class SpeakerRegistry:
             weight = chunk.turns[index][1] - chunk.turns[index][0]
             similarity = _normalize(np.stack(self._sums)) @ vector if self._sums else np.zeros(0)
             best = int(np.argmax(similarity)) if similarity.size else -1
-            room = self.limit is None or len(self.names) < self.limit
-            if best < 0 or (similarity[best] < self.link_threshold and room):
+            if best < 0 or similarity[best] < self.link_threshold:
                 taken = set(self.names)
                 self.names.append(
                     next(f"SPEAKER_{n:02d}" for n in range(len(taken) + 1) if f"SPEAKER_{n:02d}" not in taken)
@@ -122,20 +126,62 @@ def _merge_small_clusters(vectors: np.ndarray, durations: np.ndarray, clusters: 
     return merged
 
 
+#: The global pass clusters at most this many turns, evenly spread over the session; the
+#: others join the cluster whose centroid is nearest. Clustering is quadratic in the turns
+#: it takes (about 1,650 an hour at a table), so this keeps the pass linear in the length
+#: of the session and its memory bounded (about 35 minutes of turns clustered whole).
+MAX_CLUSTERED_TURNS = 1000
+
+
+def _cluster(vectors: np.ndarray, durations: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    """Cluster ids of unit ``vectors`` (turns of ``durations`` s) under the options' speaker count or bounds."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if options.num_speakers:
+        return fcluster(linkage(vectors, method="ward"), t=options.num_speakers, criterion="maxclust")
+    clusters = fcluster(
+        linkage(vectors, method="average", metric="cosine"), t=1.0 - options.link_threshold, criterion="distance"
+    )
+    clusters = _merge_small_clusters(vectors, durations, clusters)
+    count = len(set(clusters))
+    low, high = options.min_speakers or 1, options.max_speakers or count
+    if not low <= count <= high:
+        clusters = fcluster(linkage(vectors, method="ward"), t=min(max(count, low), high), criterion="maxclust")
+    return clusters
+
+
+def _cluster_bounded(vectors: np.ndarray, durations: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    """:func:`_cluster` on at most :data:`MAX_CLUSTERED_TURNS` evenly spread turns, the rest by nearest centroid."""
+    if len(vectors) <= MAX_CLUSTERED_TURNS:
+        return _cluster(vectors, durations, options)
+    chosen = np.unique(np.linspace(0, len(vectors) - 1, MAX_CLUSTERED_TURNS).round().astype(int))
+    found = _cluster(vectors[chosen], durations[chosen], options)
+    ids = np.unique(found)
+    weighted = vectors[chosen] * durations[chosen, None]
+    centroids = _normalize(np.stack([weighted[found == cluster].sum(axis=0) for cluster in ids]))
+    clusters = ids[np.argmax(vectors @ centroids.T, axis=1)]
+    clusters[chosen] = found
+    return clusters
+
+
 def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int, list[str]]:
     """Global pass: cluster every speaker turn of the session together.
 
     Ward linkage on unit embeddings when the number of speakers is known (or bounded),
     average cosine linkage with the link threshold otherwise, small clusters that sound
-    like a larger one then joining it (:func:`_merge_small_clusters`). New clusters take
-    the name of the current speaker they share the most speech with.
+    like a larger one then joining it (:func:`_merge_small_clusters`); past
+    :data:`MAX_CLUSTERED_TURNS` turns, a spread of them is clustered and the rest join the
+    nearest cluster. A cluster keeps the name of the current speaker it shares the most
+    speech with, even when that leaves a gap in the numbers (``SPEAKER_00`` and
+    ``SPEAKER_02`` for two speakers): renaming a voice the review already shows would cost
+    more (online DER of the demo's turns 0.107 kept, 0.161 renamed to close the gaps); new
+    clusters take free names.
 
     Returns
     -------
     speakers : dict
         chunk id -> session speaker of each of its turns.
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.optimize import linear_sum_assignment
 
     items = [(chunk, index) for chunk in chunks for index in np.flatnonzero(chunk.usable())]
@@ -143,17 +189,7 @@ def recluster(chunks: list[ChunkSpeakers], options: DiarizeOptions) -> dict[int,
         return {chunk.chunk_id: list(chunk.speakers) for chunk in chunks}
     vectors = _normalize(np.stack([chunk.embeddings[index] for chunk, index in items]))
     durations = np.array([chunk.turns[index][1] - chunk.turns[index][0] for chunk, index in items])
-    if options.num_speakers:
-        clusters = fcluster(linkage(vectors, method="ward"), t=options.num_speakers, criterion="maxclust")
-    else:
-        clusters = fcluster(
-            linkage(vectors, method="average", metric="cosine"), t=1.0 - options.link_threshold, criterion="distance"
-        )
-        clusters = _merge_small_clusters(vectors, durations, clusters)
-        count = len(set(clusters))
-        low, high = options.min_speakers or 1, options.max_speakers or count
-        if not low <= count <= high:
-            clusters = fcluster(linkage(vectors, method="ward"), t=min(max(count, low), high), criterion="maxclust")
+    clusters = _cluster_bounded(vectors, durations, options)
     current = [chunk.speakers[index] for chunk, index in items]
     old_names, cluster_ids = sorted(set(current)), sorted(set(clusters))
     overlap = np.zeros((len(cluster_ids), len(old_names)))
