@@ -162,11 +162,11 @@ def livereview_run(
     return result
 
 
-def repeated_reference(times: int, seconds: float) -> Annotation:
-    """The demo's reference turns ``times`` over, cut at ``seconds``, as :func:`repeated_demo` builds the audio."""
+def repeated_reference(seconds: float) -> Annotation:
+    """The demo's reference turns repeated for ``seconds``, as :func:`repeated_demo` builds the audio."""
     demo, length = next(iter(load_rttm(str(demo_rttm_path())).values())), probe(demo_audio_path()).duration
     result = Annotation(uri="repeated demo")
-    for copy in range(times):
+    for copy in range(int(np.ceil(seconds / length))):
         for turn, track, label in demo.itertracks(yield_label=True):
             start, end = turn.start + copy * length, min(turn.end + copy * length, seconds)
             if end > start:
@@ -183,9 +183,8 @@ def bench_long(reuse: bool) -> None:
         turns = session.diarization()
         session.close()
         audio = run["audio_seconds"]
-        times = int(np.ceil(audio / probe(demo_audio_path()).duration))
         der = DiarizationErrorRate(collar=0.0, skip_overlap=False)(
-            repeated_reference(times, audio), annotation(list(turns.itertuples(index=False, name=None)), "long")
+            repeated_reference(audio), annotation(list(turns.itertuples(index=False, name=None)), "long")
         )
         per_hour = run["stage_seconds"].get("global", 0.0) * 3600 / audio
         figures[minutes] = per_hour

@@ -367,7 +367,7 @@ def run_pipeline(
                     chunk_segments, chunk_speakers = _process_chunk(sink, models, clock, chunk, transcription)
                 segments += chunk_segments
                 speakers.append(chunk_speakers)
-                if recluster_now(sink.options.diarize, len(speakers), len(models.diarizer.speakers())):
+                if recluster_now(sink.options.diarize, len(speakers), models.diarizer.speaker_count()):
                     with torch_threads(threads):
                         _global_pass(sink, models, clock, segments, speakers, stage="recluster")
                     models.diarizer.adopt(speakers)

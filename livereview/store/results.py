@@ -215,11 +215,9 @@ class SessionStore:
         ``speakers`` replaces the chunks it names; the others stay.
         """
         with self._lock:
-            self._segments.update((s.segment_id, s) for s in segments)
+            self._take_revisions(segments, speakers or [])
             rewrite_jsonl(self.paths.segments, (s.to_dict() for s in self.segment_list()))
             if speakers is not None:
-                replaced = {chunk.chunk_id: chunk for chunk in speakers}
-                self._speakers = [replaced.get(chunk.chunk_id, chunk) for chunk in self._speakers]
                 rewrite_jsonl(self.paths.diarization, (s.to_record() for s in self._speakers))
             if speaker_map is not None:
                 self.set_speaker_map(speaker_map)
@@ -232,13 +230,17 @@ class SessionStore:
         global pass at the end writes the files whole again (:meth:`replace_results`).
         """
         with self._lock:
-            self._segments.update((s.segment_id, s) for s in segments)
-            replaced = {chunk.chunk_id: chunk for chunk in speakers}
-            self._speakers = [replaced.get(chunk.chunk_id, chunk) for chunk in self._speakers]
+            self._take_revisions(segments, speakers)
             append_jsonl(self.paths.diarization, (chunk.to_record() for chunk in speakers))
             append_jsonl(self.paths.segments, (s.to_dict() for s in segments), sync=True)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _take_revisions(self, segments: Iterable[Segment], speakers: list[ChunkSpeakers]) -> None:
+        """Revised segments and chunks' diarization in memory, in place of those with their ids."""
+        self._segments.update((s.segment_id, s) for s in segments)
+        replaced = {chunk.chunk_id: chunk for chunk in speakers}
+        self._speakers = [replaced.get(chunk.chunk_id, chunk) for chunk in self._speakers]
 
     def _read_saved(self) -> SavedRun:
         chunks = sorted(read_jsonl(self.paths.chunks), key=lambda record: record["chunk_id"])

@@ -99,9 +99,9 @@ class Diarizer:
             embeddings[index] = self.embedding(torch.from_numpy(audio[first:last])[None, None])[0]
         return embeddings
 
-    def speakers(self) -> list[str]:
-        """The session speakers the links have found so far."""
-        return list(self.registry.names)
+    def speaker_count(self) -> int:
+        """How many session speakers the links have found so far."""
+        return len(self.registry.names)
 
     def adopt(self, chunks: list[ChunkSpeakers]) -> None:
         """Link the next chunks to the speakers of ``chunks`` as they are labelled now (after a recluster)."""

@@ -8,7 +8,7 @@ stored turns.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -61,10 +61,7 @@ class SpeakerRegistry:
             similarity = _normalize(np.stack(self._sums)) @ vector if self._sums else np.zeros(0)
             best = int(np.argmax(similarity)) if similarity.size else -1
             if best < 0 or similarity[best] < self.link_threshold:
-                taken = set(self.names)
-                self.names.append(
-                    next(f"SPEAKER_{n:02d}" for n in range(len(taken) + 1) if f"SPEAKER_{n:02d}" not in taken)
-                )
+                self.names.append(next(_fresh_names(set(self.names))))
                 self._sums.append(vector * weight)
                 best = len(self.names) - 1
             else:
@@ -95,6 +92,14 @@ SMALL_CLUSTER_SHARE = 0.1
 SMALL_CLUSTER_MERGE_SIMILARITY = 0.5
 
 
+def _centroids(weighted: np.ndarray, clusters: np.ndarray, members: Iterable[int]) -> np.ndarray:
+    """The unit centroid of each cluster of ``members``: the sum of its turns' ``weighted`` vectors.
+
+    ``weighted``: unit embeddings times the turns' seconds, so longer turns count more.
+    """
+    return _normalize(np.stack([weighted[clusters == cluster].sum(axis=0) for cluster in members]))
+
+
 def _merge_small_clusters(vectors: np.ndarray, durations: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """Clusters with little speech that sound like a larger one merged into it; a small one unlike all stays.
 
@@ -113,12 +118,8 @@ def _merge_small_clusters(vectors: np.ndarray, durations: np.ndarray, clusters: 
         return clusters
 
     weighted = vectors * durations[:, None]
-
-    def centroids(members: list[int]) -> np.ndarray:
-        return _normalize(np.stack([weighted[clusters == c].sum(axis=0) for c in members]))
-
     small = [cluster for cluster in ids if cluster not in large]
-    similarity = centroids(small) @ centroids(large).T
+    similarity = _centroids(weighted, clusters, small) @ _centroids(weighted, clusters, large).T
     merged = clusters.copy()
     for row, cluster in enumerate(small):
         if similarity[row].max() >= SMALL_CLUSTER_MERGE_SIMILARITY:
@@ -157,8 +158,7 @@ def _cluster_bounded(vectors: np.ndarray, durations: np.ndarray, options: Diariz
     chosen = np.unique(np.linspace(0, len(vectors) - 1, MAX_CLUSTERED_TURNS).round().astype(int))
     found = _cluster(vectors[chosen], durations[chosen], options)
     ids = np.unique(found)
-    weighted = vectors[chosen] * durations[chosen, None]
-    centroids = _normalize(np.stack([weighted[found == cluster].sum(axis=0) for cluster in ids]))
+    centroids = _centroids(vectors[chosen] * durations[chosen, None], found, ids)
     clusters = ids[np.argmax(vectors @ centroids.T, axis=1)]
     clusters[chosen] = found
     return clusters
