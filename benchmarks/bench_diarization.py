@@ -133,10 +133,10 @@ def oracle(session: livereview.Session, reference: Annotation) -> Annotation:
 
 
 def livereview_run(
-    recording: Recording, num_speakers: int | None, models: dict, recluster_after: int | None = 4
+    recording: Recording, num_speakers: int | None, models: dict, recluster_after: int | None = 4, **diarize_options
 ) -> dict[str, Annotation | int]:
     """A whole run: its turns, its RTTM export, the oracle floor, the speakers found."""
-    diarize = livereview.DiarizeOptions(num_speakers=num_speakers, recluster_after=recluster_after)
+    diarize = livereview.DiarizeOptions(num_speakers=num_speakers, recluster_after=recluster_after, **diarize_options)
     options = livereview.RunOptions(diarize=diarize)
     key = num_speakers  # the diarizer keeps the speaker count of its options
     if key not in models:
@@ -203,6 +203,12 @@ def main() -> None:
     parser.add_argument(
         "--recluster-after", type=int, default=4, help="chunks before the first recluster during the run (0: none)"
     )
+    parser.add_argument(
+        "--embedding-stride",
+        type=int,
+        default=livereview.DiarizeOptions.embedding_stride,
+        help="embed every n-th segmentation window of livereview's runs (1: every window)",
+    )
     parser.add_argument("--long", action="store_true", help="also the 35-minute and 1-hour sessions")
     parser.add_argument("--reuse-long", action="store_true", help="take the long runs kept by an earlier --long")
     args = parser.parse_args()
@@ -217,7 +223,9 @@ def main() -> None:
             for recording in set_recordings:
                 true_count = truth.get(name) or len(recording.reference.labels())
                 count = true_count if given else None
-                run = livereview_run(recording, count, models, args.recluster_after or None)
+                run = livereview_run(
+                    recording, count, models, args.recluster_after or None, embedding_stride=args.embedding_stride
+                )
                 hypotheses = {"plain": plain_pipeline(recording, count), **run}
                 late += run["late_relabels"]
                 labelled += run["labelled"]

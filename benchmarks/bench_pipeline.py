@@ -20,8 +20,9 @@ figure per line with its target:
 4. the first segment event after the start, and the live-event overhead (emitter and a
    subscriber versus none);
 5. what diarization costs on one thread with the speaker-embedding network in torch and in
-   ONNX Runtime (the demo's chunks, the same diarizer otherwise), and how alike the
-   embeddings are.
+   ONNX Runtime, every segmentation window embedded, and in ONNX Runtime with the default
+   embedding stride (the demo's chunks, the same diarizer otherwise), and how alike the
+   embeddings of the two runtimes are.
 """
 
 from __future__ import annotations
@@ -278,21 +279,26 @@ def bench_sharing(plans: dict[str, ThreadPlan]) -> None:
 
 
 def bench_embedding_runtimes() -> None:
-    """Diarize the demo's chunks on one thread, the embedding network in torch and in ONNX Runtime."""
+    """Diarize the demo's chunks on one thread: embeddings in torch and in ONNX Runtime, every window or strided."""
     chunks = list(chunk_audio(iter_audio(demo_audio_path())))
     audio = sum(chunk.end - chunk.start for chunk in chunks)
-    turn_embeddings = {}
-    for runtime in ("torch", "onnx"):
-        diarizer = Diarizer(livereview.DiarizeOptions(num_speakers=4, runtime=runtime))
+    turn_embeddings, costs = {}, {}
+    for runtime, stride in (("torch", 1), ("onnx", 1), ("onnx", livereview.DiarizeOptions.embedding_stride)):
+        options = livereview.DiarizeOptions(num_speakers=4, runtime=runtime, embedding_stride=stride)
+        diarizer = Diarizer(options)
         with torch_threads(1):
             diarizer.diarize(chunks[0])  # warm-up: first calls allocate
             diarizer.restore([])
             started = time.perf_counter()
             found = [diarizer.diarize(chunk) for chunk in chunks]
             seconds = time.perf_counter() - started
-        turn_embeddings[runtime] = [chunk.embeddings for chunk in found]
-        factor = seconds / audio
-        print(f"[diarization, one thread] embeddings in {runtime}: {seconds:.1f} s, real-time factor {factor:.4f}")
+        turn_embeddings.setdefault(runtime, [chunk.embeddings for chunk in found])
+        costs[runtime, stride] = seconds
+        print(
+            f"[diarization, one thread] embeddings in {runtime}, every {stride} window(s) embedded: "
+            f"{seconds:.1f} s, real-time factor {seconds / audio:.4f}, "
+            f"{costs['torch', 1] / seconds:.2f} times cheaper than torch embedding every window"
+        )
     cosines = []
     for by_torch, by_onnx in zip(*turn_embeddings.values(), strict=True):
         if by_torch.shape != by_onnx.shape:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pyannote.metrics.diarization import DiarizationErrorRate
 
 from livereview.core.options import DiarizeOptions
 from livereview.stages import transcribe
@@ -60,6 +61,8 @@ def test_diarize_options_are_validated() -> None:
         DiarizeOptions(min_speakers=3, max_speakers=2)
     with pytest.raises(ValueError, match="runtime must be one of auto, onnx, torch; got 'tensorflow'"):
         DiarizeOptions(runtime="tensorflow")
+    with pytest.raises(ValueError, match="embedding_stride must be at least 1; got 0"):
+        DiarizeOptions(embedding_stride=0)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,52 @@ def test_onnx_sessions_take_the_callers_torch_threads(sample_windows: tuple[torc
         session = embedding.network.session(threads)
         assert session.get_session_options().intra_op_num_threads == threads
         assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_windows_between_borrow_the_embedding_of_the_same_speaker_next_door(sample: dict[str, Path]) -> None:
+    audio = load_clip(sample["audio"], 0.0, 30.0)
+    file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": 16_000, "uri": "sample"}
+    every = diarize.load_offline_pipeline(0.2, "cpu", "onnx", 1)
+    strided = diarize.load_offline_pipeline(0.2, "cpu", "onnx", 2)
+    segmentations = every.get_segmentations(file)
+    own = every.get_embeddings(file, segmentations, exclude_overlap=True)
+    borrowed = strided.get_embeddings(file, segmentations, exclude_overlap=True)
+    np.testing.assert_allclose(borrowed[::2], own[::2], rtol=1e-5, atol=1e-6)  # embedded windows: their own
+    valid = ~np.isnan(own).any(axis=2)
+    valid[::2] = False
+    assert valid.sum() >= 5  # the windows between have speakers to borrow for
+    mine, theirs = own[valid], borrowed[valid]
+    cosine = (mine * theirs).sum(axis=1) / np.linalg.norm(mine, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert np.median(cosine) > 0.9
+    # each borrowed embedding is nearer the speaker's own than the other speaker's of its window
+    for window, speaker in zip(*np.nonzero(valid), strict=True):
+        others = [other for other in range(own.shape[1]) if other != speaker and valid[window, other]]
+        for other in others:
+            assert cosine_similarity(borrowed[window, speaker], own[window, speaker]) > cosine_similarity(
+                borrowed[window, speaker], own[window, other]
+            )
+    # and the diarization comes out the same
+    same = DiarizationErrorRate()(every(file).speaker_diarization, strided(file).speaker_diarization)
+    assert same < 0.02
+
+
+def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
+    return float(first @ second / np.linalg.norm(first) / np.linalg.norm(second))
+
+
+def test_a_speaker_heard_only_where_no_neighbour_listens_gets_its_own_embedding() -> None:
+    frames, shift = 10, 4
+    segmentations = np.zeros((3, frames, 2))
+    segmentations[0, 4:, 0] = 1  # speaker A, frames 4-9 of window 0: frames 0-5 of window 1
+    segmentations[1, :6, 1] = 1  # ... who is local speaker 1 of window 1
+    segmentations[1, 8:, 0] = 1  # speaker B at the end of window 1 (frames 8-9): frames 4-5 of window 2
+    segmentations[2, 7:, 1] = 1  # window 2's speaker 1 is heard later than B
+    embeddings = np.full((3, 2, 2), np.nan)
+    embeddings[0, 0], embeddings[2, 1] = (1.0, 0.0), (0.0, 1.0)
+    embedded = np.array([True, False, True])
+    unresolved = diarize.borrowed_embeddings(embeddings, segmentations, embedded, shift, min_frames=2)
+    np.testing.assert_array_equal(embeddings[1, 1], (1.0, 0.0))  # matched by common speech, not by index
+    assert np.isnan(embeddings[1, 0]).all()
+    np.testing.assert_array_equal(unresolved, [False, True, False])
+    unresolved = diarize.borrowed_embeddings(embeddings, segmentations, embedded, shift, min_frames=3)
+    assert not unresolved.any()  # too little speech for an embedding of its own anyway

@@ -121,6 +121,12 @@ class DiarizeOptions:
         known speaker.
     segmentation_step : float
         Step of the 10 s segmentation window, as a ratio of its duration.
+    embedding_stride : int
+        Embed the speakers of every n-th segmentation window only; the speakers of the
+        windows between borrow the embedding of the speaker they overlap most next door
+        (1: embed every window, as pyannote does; 2 diarizes the demo in 0.76 of that time,
+        DER 0.069 against 0.077 there, 0.384 against 0.378 on AMI dev with the count given,
+        0.321 against 0.320 without; 3 moved AMI dev by 2 points).
     recluster_after : int, optional
         When the speaker count is given or bounded (a party file bounds it), recluster
         every speaker turn so far during the run, once this many chunks are done and again
@@ -145,6 +151,7 @@ class DiarizeOptions:
     max_speakers: int | None = None
     link_threshold: float = 0.7
     segmentation_step: float = 0.2
+    embedding_stride: int = 2
     recluster_after: int | None = 4
     device: str = "auto"
     runtime: str = "auto"
@@ -154,7 +161,7 @@ class DiarizeOptions:
         if self.runtime not in EMBEDDING_RUNTIMES:
             msg = f"runtime must be one of {', '.join(EMBEDDING_RUNTIMES)}; got {self.runtime!r}"
             raise ValueError(msg)
-        for name in ("num_speakers", "min_speakers", "max_speakers", "recluster_after"):
+        for name in ("num_speakers", "min_speakers", "max_speakers", "embedding_stride", "recluster_after"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 msg = f"{name} must be at least 1; got {value}"

