@@ -172,6 +172,7 @@ def test_rows_the_global_pass_relabels_after_they_were_seen_are_marked(live: Liv
     banner.locator("button.lr-relabel-show").click()  # the "changed for you" filter: the marked rows
     expect(editor).to_have_attribute("data-visible", str(marked))
     rows = editor.locator(".lr-row.lr-relabelled[data-id]")
+    rows.first.wait_for(timeout=30_000)  # the filtered rows render after the count is set
     ids = rows.evaluate_all("rows => rows.map((r) => r.dataset.id)")
     assert ids and set(ids) <= touched
     titles = rows.locator(".lr-relabel-mark").evaluate_all("marks => marks.map((m) => m.title)")
