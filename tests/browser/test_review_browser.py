@@ -194,10 +194,12 @@ def test_clicking_a_row_plays_its_clip_and_shows_a_waveform(live: Live) -> None:
     player.wait_for(timeout=60_000)
     assert int(player.get_attribute("data-wav-bytes")) > 44
     assert int(player.get_attribute("data-peaks")) == 480
+    # looked up again at each poll: a live update may draw the player again after the clip arrived
     duration = live.page.wait_for_function(
-        "(audio) => audio.src.startsWith('blob:') && audio.duration > 0 && audio.duration",
-        arg=player.locator("audio").element_handle(),
-        timeout=30_000,
+        "(selector) => { const audio = document.querySelector(selector);"
+        " return audio && audio.src.startsWith('blob:') && audio.duration > 0 && audio.duration; }",
+        arg=f".lr-playback[data-segment='{segment_id}'][data-wav-bytes] audio",
+        timeout=60_000,
     ).json_value()
     assert 0.1 < duration < 31
     live.shot("3-playback")
