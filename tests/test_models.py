@@ -65,6 +65,11 @@ def test_diarize_options_are_validated() -> None:
         DiarizeOptions(embedding_stride=0)
 
 
+def cosine_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the vectors along the last axis, row by row."""
+    return (first * second).sum(axis=-1) / np.linalg.norm(first, axis=-1) / np.linalg.norm(second, axis=-1)
+
+
 @pytest.fixture(scope="module")
 def sample_windows(sample: dict[str, Path]) -> tuple[torch.Tensor, torch.Tensor]:
     """Eight 5 s windows of the real sample recording, each with a speaker mask keeping part of it."""
@@ -83,10 +88,9 @@ def test_onnx_runtime_gives_torchs_speaker_embeddings(
         by_torch = diarize.CamPlusPlusEmbedding("cpu", "torch")(*sample_windows)
         by_onnx = diarize.CamPlusPlusEmbedding("cpu", "onnx")(*sample_windows)
     assert not np.isnan(by_torch).any()
-    cosine = (by_torch * by_onnx).sum(axis=1) / np.linalg.norm(by_torch, axis=1) / np.linalg.norm(by_onnx, axis=1)
-    assert cosine.min() > 0.99999
+    assert cosine_similarity(by_torch, by_onnx).min() > 0.99999
     # different speech gives different embeddings: the comparison above is not trivially true
-    assert (by_torch[0] @ by_torch[4]) / np.linalg.norm(by_torch[0]) / np.linalg.norm(by_torch[4]) < 0.95
+    assert cosine_similarity(by_torch[0], by_torch[4]) < 0.95
     (exported,) = (tmp_path / "diarize").glob("campplus-*.onnx")
     assert diarize.CamPlusPlusEmbedding("cpu", "auto").runtime == "onnx"
     assert list((tmp_path / "diarize").iterdir()) == [exported]  # exported once, then read from the cache
@@ -115,8 +119,7 @@ def test_windows_between_borrow_the_embedding_of_the_same_speaker_next_door(samp
     valid[::2] = False
     assert valid.sum() >= 5  # the windows between have speakers to borrow for
     mine, theirs = own[valid], borrowed[valid]
-    cosine = (mine * theirs).sum(axis=1) / np.linalg.norm(mine, axis=1) / np.linalg.norm(theirs, axis=1)
-    assert np.median(cosine) > 0.9
+    assert np.median(cosine_similarity(mine, theirs)) > 0.9
     # each borrowed embedding is nearer the speaker's own than the other speaker's of its window
     for window, speaker in zip(*np.nonzero(valid), strict=True):
         others = [other for other in range(own.shape[1]) if other != speaker and valid[window, other]]
@@ -127,10 +130,6 @@ def test_windows_between_borrow_the_embedding_of_the_same_speaker_next_door(samp
     # and the diarization comes out the same
     same = DiarizationErrorRate()(every(file).speaker_diarization, strided(file).speaker_diarization)
     assert same < 0.02
-
-
-def cosine_similarity(first: np.ndarray, second: np.ndarray) -> float:
-    return float(first @ second / np.linalg.norm(first) / np.linalg.norm(second))
 
 
 def test_a_speaker_heard_only_where_no_neighbour_listens_gets_its_own_embedding() -> None:

@@ -257,7 +257,7 @@ def borrowed_embeddings(
             heard = mine.sum(axis=0)
             for speaker, match in zip(*linear_sum_assignment(common, maximize=True), strict=True):
                 score = common[speaker, match]
-                holds = score > 0 and score >= heard[speaker] / 2 and heard[speaker] >= active[speaker] / 2
+                holds = score >= heard[speaker] / 2 and heard[speaker] >= active[speaker] / 2
                 if holds and score > best[speaker] and not np.isnan(embeddings[neighbour, match]).any():
                     embeddings[window, speaker], best[speaker] = embeddings[neighbour, match], score
         unresolved[window] = bool(np.any((best == 0) & (active >= min_frames)))
