@@ -15,7 +15,7 @@ setup: $(STAMP) system models
 # network exported for ONNX Runtime.
 models: $(STAMP)
 	$(PY) -c 'from livereview.stages.classify import default_classifier; print(default_classifier().name, "ready")'
-	$(PY) -c 'from livereview.stages.diarize.models import CamPlusPlusEmbedding; print(CamPlusPlusEmbedding("cpu", "onnx").network.path.name, "ready")'
+	$(PY) -c 'from livereview.stages.diarize.models import load_offline_pipeline; load_offline_pipeline(0.2, "cpu", "onnx"); print("diarization networks exported")'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

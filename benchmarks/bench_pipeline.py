@@ -278,26 +278,36 @@ def bench_sharing(plans: dict[str, ThreadPlan]) -> None:
         )
 
 
-def bench_embedding_runtimes() -> None:
-    """Diarize the demo's chunks on one thread: embeddings in torch and in ONNX Runtime, every window or strided."""
+def bench_embedding_runtimes(repeats: int) -> None:
+    """Diarize the demo's chunks on one thread: networks in torch or ONNX Runtime, every window embedded or strided.
+
+    The three configurations take turns ``repeats`` times; each figure is the median of its passes.
+    """
     chunks = list(chunk_audio(iter_audio(demo_audio_path())))
     audio = sum(chunk.end - chunk.start for chunk in chunks)
-    turn_embeddings, costs = {}, {}
-    for runtime, stride in (("torch", 1), ("onnx", 1), ("onnx", livereview.DiarizeOptions.embedding_stride)):
-        options = livereview.DiarizeOptions(num_speakers=4, runtime=runtime, embedding_stride=stride)
-        diarizer = Diarizer(options)
-        with torch_threads(1):
+    configurations = (("torch", 1), ("onnx", 1), ("onnx", livereview.DiarizeOptions.embedding_stride))
+    diarizers = {
+        (runtime, stride): Diarizer(livereview.DiarizeOptions(num_speakers=4, runtime=runtime, embedding_stride=stride))
+        for runtime, stride in configurations
+    }
+    turn_embeddings, passes = {}, {configuration: [] for configuration in configurations}
+    with torch_threads(1):
+        for diarizer in diarizers.values():
             diarizer.diarize(chunks[0])  # warm-up: first calls allocate
-            diarizer.restore([])
-            started = time.perf_counter()
-            found = [diarizer.diarize(chunk) for chunk in chunks]
-            seconds = time.perf_counter() - started
-        if stride == 1:  # the runtimes' embeddings compared window for window
-            turn_embeddings[runtime] = [chunk.embeddings for chunk in found]
-        costs[runtime, stride] = seconds
+        for _ in range(repeats):
+            for (runtime, stride), diarizer in diarizers.items():
+                diarizer.restore([])
+                started = time.perf_counter()
+                found = [diarizer.diarize(chunk) for chunk in chunks]
+                passes[runtime, stride].append(time.perf_counter() - started)
+                if stride == 1:  # the runtimes' embeddings compared window for window
+                    turn_embeddings[runtime] = [chunk.embeddings for chunk in found]
+    costs = {configuration: statistics.median(seconds) for configuration, seconds in passes.items()}
+    for (runtime, stride), seconds in costs.items():
         print(
-            f"[diarization, one thread] embeddings in {runtime}, every {stride} window(s) embedded: "
-            f"{seconds:.1f} s, real-time factor {seconds / audio:.4f}, "
+            f"[diarization, one thread] networks in {runtime}, every {stride} window(s) embedded: "
+            f"{seconds:.1f} s (median of {repeats}: {', '.join(f'{t:.1f}' for t in passes[runtime, stride])}), "
+            f"real-time factor {seconds / audio:.4f}, "
             f"{costs['torch', 1] / seconds:.2f} times cheaper than torch embedding every window"
         )
     cosines = []
@@ -336,7 +346,7 @@ def main() -> None:
     if "sharing" in args.parts:
         bench_sharing(plans)
     if "runtimes" in args.parts:
-        bench_embedding_runtimes()
+        bench_embedding_runtimes(args.repeats)
 
 
 if __name__ == "__main__":

