@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -111,6 +112,61 @@ class _BusyEveryOtherChunk(ThreadPlan):
         return next(self.asked) % 2 == 0
 
 
+PRIORITY_SCRIPT = """
+import json, os, threading
+from livereview.core.threads import yield_priority
+def niceness():
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+asked, told, seen = threading.Event(), threading.Event(), {}
+def earlier():  # a thread started before, such as a model library's pool
+    asked.wait()
+    seen["earlier"] = niceness()
+    told.set()
+def nicer():  # a thread already nicer than asked is left as it is
+    os.setpriority(os.PRIO_PROCESS, 0, 7)
+    asked.wait()
+    seen["nicer"] = niceness()
+threads = [threading.Thread(target=earlier), threading.Thread(target=nicer)]
+for thread in threads:
+    thread.start()
+seen["before"] = niceness()
+try:
+    seen["returned"] = yield_priority()
+except ValueError as error:
+    seen["error"] = str(error)
+seen["main"] = niceness()
+later = threading.Thread(target=lambda: seen.update(later=niceness()))
+later.start()
+later.join()
+asked.set()
+for thread in threads:
+    thread.join()
+print(json.dumps(seen))
+"""
+
+
+def _priorities(**environment: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "LIVEREVIEW_NICENESS"} | environment
+    result = subprocess.run(
+        [sys.executable, "-c", PRIORITY_SCRIPT], capture_output=True, text=True, env=env, timeout=60, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def test_a_run_yields_one_priority_step_to_other_work_on_every_thread() -> None:
+    default = _priorities()
+    assert default["before"] == 0
+    assert default["returned"] == 1
+    assert default["main"] == default["earlier"] == default["later"] == 1
+    assert default["nicer"] == 7
+    chosen = _priorities(LIVEREVIEW_NICENESS="3")
+    assert chosen["main"] == chosen["earlier"] == chosen["later"] == 3
+    assert _priorities(LIVEREVIEW_NICENESS="0")["main"] == 0
+    refused = _priorities(LIVEREVIEW_NICENESS="-5")
+    assert refused["error"] == "LIVEREVIEW_NICENESS must be a whole number from 0 to 19; got '-5'"
+    assert refused["main"] == 0
+
+
 @pytest.mark.slow
 def test_overlapped_stages_give_the_same_results_and_events_as_sequential(tmp_path, sample) -> None:
     """The runs use one thread per stage, so only the overlap differs (the third one on a machine busy now and then)."""
@@ -129,6 +185,7 @@ def test_overlapped_stages_give_the_same_results_and_events_as_sequential(tmp_pa
         recorder = livereview.RecordingSubscriber()
         session.events.subscribe(recorder, name="recorder")
         run_session(session, progress=False, threads=plan)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) >= 1  # the run yields to other work
         session.events.close()
         told = [(e.kind, e.stage, e.chunk_id, e.status, e.model, e.position, e.segments) for e in recorder.events]
         runs[name] = (session.segments, told, session.metrics())

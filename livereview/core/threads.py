@@ -13,7 +13,9 @@ count from here:
 - :func:`adapted_threads`: fewer torch threads, chunk by chunk, while other processes
   keep the cores busy (:func:`busy_elsewhere` measures them; the stages apply them with
   :func:`livereview.stages.threads.torch_threads`);
-- :func:`quiet_openmp`: OpenMP threads that sleep instead of spinning while they wait.
+- :func:`quiet_openmp`: OpenMP threads that sleep instead of spinning while they wait;
+- :func:`yield_priority`: a run's threads one priority step below other work, so a
+  neighbour keeps its share of a busy machine (an idle one runs the run as fast).
 
 Usage
 -----
@@ -35,6 +37,9 @@ from typing import Any
 
 #: Environment variable that sets the thread budget (a batch worker's share, or a user's choice).
 THREADS_VARIABLE = "LIVEREVIEW_THREADS"
+#: Environment variable that sets the niceness a run's threads take at least (default 1; 0 leaves it).
+NICENESS_VARIABLE = "LIVEREVIEW_NICENESS"
+_TASKS = Path("/proc/self/task")
 _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _PROC_STAT = Path("/proc/stat")
 #: Busy cores are measured over at least this many seconds (a shorter interval reuses the last figure).
@@ -52,6 +57,38 @@ def quiet_openmp() -> None:
     machine that made a run 20 to 60 times slower.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def yield_priority() -> int:
+    """Give every thread of this process a niceness of at least ``LIVEREVIEW_NICENESS`` (default 1); returns it.
+
+    A run is background work: one step of niceness changes nothing while the machine is
+    otherwise idle, and beside a busy torch process on two cores it shares the machine
+    more evenly (on the demo, one run each: the run 2.18 times slower than alone and
+    the neighbour 2.68 times at niceness 0; 2.28 and 2.42 at 1; 2.54 and 2.17 at 2).
+    Threads started later inherit it. Niceness never goes back down: raising a
+    thread's priority again needs privileges, so threads already nicer are left alone.
+
+    Raises
+    ------
+    ValueError
+        ``LIVEREVIEW_NICENESS`` is not a whole number from 0 to 19.
+    """
+    value = os.environ.get(NICENESS_VARIABLE, "").strip() or "1"
+    niceness = int(value) if value.isdigit() else -1
+    if not 0 <= niceness <= 19:
+        msg = f"{NICENESS_VARIABLE} must be a whole number from 0 to 19; got {value!r}"
+        raise ValueError(msg)
+    if not hasattr(os, "setpriority"):  # not a Unix: the scheduler's default stays
+        return niceness
+    threads = [int(task.name) for task in _TASKS.iterdir()] if _TASKS.is_dir() else [0]
+    for thread in threads:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, thread) < niceness:
+                os.setpriority(os.PRIO_PROCESS, thread, niceness)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return niceness
 
 
 def available_cores() -> int:

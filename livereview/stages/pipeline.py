@@ -33,7 +33,7 @@ from livereview.core.options import DiarizeOptions, FollowOptions, RunOptions
 from livereview.core.party import Party
 from livereview.core.saved import COMPLETE, PARTIAL, SavedRun
 from livereview.core.segments import CLASSIFIED, DIARIZED, TRANSCRIBED, Segment
-from livereview.core.threads import ThreadPlan
+from livereview.core.threads import ThreadPlan, yield_priority
 from livereview.core.turns import ChunkSpeakers
 from livereview.stages.audio import Damage, follow_audio, iter_audio, probe
 from livereview.stages.chunks import Chunk, chunk_audio
@@ -310,6 +310,7 @@ def run_pipeline(
     """
     info = probe(sink.audio_path)
     plan = threads if isinstance(threads, ThreadPlan) else ThreadPlan.for_run(threads)
+    yield_priority()
     models = models or Models.load(sink.options, plan)
     clock = StageClock()
     saved = sink.resume_point()
