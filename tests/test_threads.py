@@ -154,17 +154,20 @@ def _priorities(**environment: str) -> dict:
 
 
 def test_a_run_yields_one_priority_step_to_other_work_on_every_thread() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)  # this process may be nicer already: an earlier test ran a pipeline
+    assert base <= 3  # room for the figures below
     default = _priorities()
-    assert default["before"] == 0
+    assert default["before"] == base
     assert default["returned"] == 1
-    assert default["main"] == default["earlier"] == default["later"] == 1
+    assert default["main"] == default["earlier"] == default["later"] == max(base, 1)
     assert default["nicer"] == 7
-    chosen = _priorities(LIVEREVIEW_NICENESS="3")
-    assert chosen["main"] == chosen["earlier"] == chosen["later"] == 3
-    assert _priorities(LIVEREVIEW_NICENESS="0")["main"] == 0
+    chosen = _priorities(LIVEREVIEW_NICENESS=str(base + 3))
+    assert chosen["main"] == chosen["earlier"] == chosen["later"] == base + 3
+    assert chosen["nicer"] == 7
+    assert _priorities(LIVEREVIEW_NICENESS="0")["main"] == base
     refused = _priorities(LIVEREVIEW_NICENESS="-5")
     assert refused["error"] == "LIVEREVIEW_NICENESS must be a whole number from 0 to 19; got '-5'"
-    assert refused["main"] == 0
+    assert refused["main"] == base
 
 
 @pytest.mark.slow
