@@ -100,6 +100,14 @@ def test_damaged_real_recordings(
     check_recording(tmp_path_factory, mutated(real_recordings[suffix], flips, keep), suffix)
 
 
+@pytest.mark.parametrize("channels", [9, 65])
+def test_a_wav_header_claiming_channels_no_layout_has_is_decoded_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, real_recordings: dict[str, bytes], channels: int
+) -> None:
+    """Found by the fuzzing above: byte 22 of a WAV header is its channel count."""
+    check_recording(tmp_path_factory, mutated(real_recordings[".wav"], [(22, channels)], 1.0), ".wav")
+
+
 def check_recording(tmp_path_factory: pytest.TempPathFactory, data: bytes, suffix: str) -> None:
     """A recording is refused before any work with clear problems, or decodes with its damage reported."""
     folder = tmp_path_factory.mktemp("audio")

@@ -330,7 +330,12 @@ def _decoded_samples(
                     yield samples
     except av.FFmpegError as error:
         report(Damage(decoded / SAMPLE_RATE, None, f"the file cannot be read past {packet_time:.1f} s ({error})"))
-    for out in resampler.resample(None):
+    try:
+        flushed = resampler.resample(None)
+    except av.FFmpegError as error:  # e.g. a header claiming a channel count no layout has
+        report(Damage(decoded / SAMPLE_RATE, None, f"the audio cannot be converted to 16 kHz mono ({error})"))
+        return
+    for out in flushed:
         yield out.to_ndarray().reshape(-1)
 
 
