@@ -66,7 +66,6 @@ from livereview.stages.threads import torch_threads
 LONG = "35-minute session"
 PARTS = ["speed", "sharing", "runtimes"]
 AMI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-dev"
-#: A CPU-bound neighbour: torch matrix products with torch's default threads, counting them as it goes.
 #: The niceness this benchmark started at: the neighbour runs at it, as a process of its own
 #: would (a run lowers its own threads' priority, and a child would inherit that).
 NEIGHBOUR_NICENESS = os.getpriority(os.PRIO_PROCESS, 0)
@@ -78,6 +77,7 @@ def _neighbour_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, NEIGHBOUR_NICENESS)
 
 
+#: A CPU-bound neighbour: torch matrix products with torch's default threads, counting them as it goes.
 COMPETITOR = """
 import sys, time, torch
 a, b = torch.randn(768, 768), torch.randn(768, 768)

@@ -117,11 +117,10 @@ import json, os, threading
 from livereview.core.threads import yield_priority
 def niceness():
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-asked, told, seen = threading.Event(), threading.Event(), {}
+asked, seen = threading.Event(), {}
 def earlier():  # a thread started before, such as a model library's pool
     asked.wait()
     seen["earlier"] = niceness()
-    told.set()
 def nicer():  # a thread already nicer than asked is left as it is
     os.setpriority(os.PRIO_PROCESS, 0, 7)
     asked.wait()
